@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# The project's whole test suite: formatting, vet, staticcheck, race tests,
+# every benchmark once, every fuzz target briefly, and cross-builds.
+# It installs what it needs (python3 for the interop tests) when it can, and
+# runs on a fresh machine with nothing installed by hand.
+#
+#   scripts/check.sh            the full suite (what CI runs)
+#   FUZZTIME=30s scripts/check.sh   longer fuzzing
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+STATICCHECK=honnef.co/go/tools/cmd/staticcheck@v0.8.2
+FUZZTIME=${FUZZTIME:-5s}
+
+step() { printf '\n== %s\n' "$*"; }
+
+step "tools"
+go version
+if ! command -v python3 >/dev/null 2>&1; then
+	if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+		echo "python3 missing: installing it for the interop tests"
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3 >/dev/null
+	else
+		echo "python3 missing and cannot be installed here: the interop tests will skip"
+	fi
+fi
+command -v python3 >/dev/null 2>&1 && python3 --version
+
+step "gofmt"
+unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
+if [ -n "$unformatted" ]; then
+	echo "gofmt would change:"; echo "$unformatted"; exit 1
+fi
+
+step "go vet"
+go vet ./...
+
+step "staticcheck ($STATICCHECK)"
+go run "$STATICCHECK" ./...
+
+step "go test -race"
+go test -race -count=1 ./...
+
+step "benchmarks, once each"
+go test -run '^$' -bench . -benchtime 1x ./...
+
+step "fuzz targets, $FUZZTIME each"
+for pkg in $(go list ./...); do
+	for target in $(go test -list '^Fuzz' "$pkg" | grep '^Fuzz' || true); do
+		echo "-- $pkg $target"
+		go test -run '^$' -fuzz "^${target}\$" -fuzztime "$FUZZTIME" "$pkg"
+	done
+done
+
+step "cross-builds"
+for target in linux/arm64 darwin/arm64; do
+	echo "-- $target"
+	GOOS=${target%/*} GOARCH=${target#*/} go build ./...
+	GOOS=${target%/*} GOARCH=${target#*/} go vet ./...
+done
+
+step "all checks passed"
