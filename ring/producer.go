@@ -1,0 +1,424 @@
+package ring
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"sync/atomic"
+
+	"github.com/ringwire/ringwire/codec"
+	"github.com/ringwire/ringwire/futex"
+	"github.com/ringwire/ringwire/shm"
+)
+
+// Producer writes messages into a ring. It holds the producer role until
+// Close (or until its process dies, when the kernel releases it). A
+// Producer is not safe for concurrent use: give each goroutine its own.
+//
+// Ownership of the data region, SPSC: the producer owns every byte from
+// its tail to head+capacity (the free space), the consumer owns the bytes
+// from head to the last committed record. The producer hands a record to
+// the consumer with one atomic store: the record's length word.
+type Producer struct {
+	r    *Ring
+	lock unlocker // the role's lock
+
+	tail      uint64 // next position to write; the shared tail lags until published
+	headCache uint64 // last head seen: the producer reloads it only when this says full
+	flags     codec.Flags
+	hdr       int
+
+	resOff int // open reservation's offset, or -1
+	resLen int
+	need   int // frame bytes the current await waits for
+
+	unflushed counters // not yet added to the shared statistics
+	closed    bool
+}
+
+// counters are a side's statistics, kept locally and flushed to the
+// segment now and then, so that the hot path has no extra atomic.
+type counters struct{ msgs, bytes, full uint64 }
+
+const flushEvery = 256
+
+// Producer claims the producer role. A second producer on an SPSC ring,
+// in this process or another, gets ErrBusy while the first is alive.
+func (r *Ring) Producer() (*Producer, error) {
+	if r.seg.ReadOnly() {
+		return nil, r.errorf("producer on a read-only handle: %w", ErrBadOptions)
+	}
+	if r.geo.mode != SPSC {
+		return nil, r.errorf("%v producers are not supported by this build: %w", r.geo.mode, ErrBadOptions)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return nil, r.errorf("producer: %w", ErrClosed)
+	}
+	lock, err := r.seg.TryLock(slotLock(0), 1)
+	if errors.Is(err, shm.ErrLocked) {
+		return nil, r.errorf("producer: %w", ErrBusy)
+	}
+	if err != nil {
+		return nil, r.errorf("producer: %w", err)
+	}
+	p := &Producer{r: r, lock: lock, flags: r.geo.frameFlag, hdr: codec.HeaderLen(r.geo.frameFlag), resOff: -1}
+	if err := p.recoverTail(); err != nil {
+		lock.Unlock()
+		return nil, err
+	}
+	r.prodState.Store(le32(stateAttached))
+	r.handles = append(r.handles, p)
+	return p, nil
+}
+
+// OpenProducer attaches to the ring called name and claims the producer
+// role. Closing the Producer closes the attachment too.
+func OpenProducer(name string, o AttachOptions) (*Producer, error) {
+	r, err := Open(name, o)
+	if err != nil {
+		return nil, err
+	}
+	p, err := r.Producer()
+	if err != nil {
+		r.Close()
+		return nil, err
+	}
+	p.lock = &ownedLock{unlocker: p.lock, r: r}
+	return p, nil
+}
+
+// recoverTail finds where the previous producer stopped. It may have died
+// after committing a record but before publishing the tail, so the tail is
+// advanced over committed records; the word after the last one is zero,
+// because a producer zeroes it before it commits.
+func (p *Producer) recoverTail() error {
+	r := p.r
+	h, t := le64(r.head.Load()), le64(r.tail.Load())
+	if t-h > uint64(r.geo.capacity) && h-t > uint64(r.geo.maxFrame) {
+		return r.corrupt(t, "tail %d and head %d are more than the capacity apart", t, h)
+	}
+	for range r.geo.capacity / codec.Align {
+		off := int(t & r.geo.mask)
+		if r.words[off/4].Load() == 0 {
+			break
+		}
+		f, err := codec.Decode(r.data, off, r.geo.maxFrame)
+		if err != nil {
+			return r.corrupt(t, "record after the tail: %w", err)
+		}
+		t += uint64(f.Size)
+		if t-h > uint64(r.geo.capacity) && t > h {
+			return r.corrupt(t, "committed records beyond head+capacity")
+		}
+	}
+	p.tail, p.headCache = t, h
+	return nil
+}
+
+// MaxMessage returns the largest payload this producer may send.
+func (p *Producer) MaxMessage() int { return p.r.geo.maxPayload() }
+
+// TrySend writes msg if the ring has room now, and returns ErrFull if not.
+// It never blocks.
+func (p *Producer) TrySend(msg []byte) error {
+	off, err := p.reserve(len(msg))
+	if err != nil {
+		return err
+	}
+	copy(p.r.data[off+p.hdr:], msg)
+	p.publish(off, len(msg), true)
+	return nil
+}
+
+// Send writes msg, waiting while the ring is full as the wait strategy
+// says. It returns ErrClosed if the consumer closed the ring, and
+// ErrPeerDead if the consumer died while Send waited.
+func (p *Producer) Send(msg []byte) error {
+	return p.SendContext(context.Background(), msg)
+}
+
+// SendContext is Send that gives up when ctx ends, returning ctx.Err().
+// Nothing is written then.
+func (p *Producer) SendContext(ctx context.Context, msg []byte) error {
+	off, err := p.reserveWait(ctx, len(msg))
+	if err != nil {
+		return err
+	}
+	copy(p.r.data[off+p.hdr:], msg)
+	p.publish(off, len(msg), true)
+	return nil
+}
+
+// SendBatch writes every message of msgs, in order, waiting for room as
+// Send does. It publishes the tail cursor and checks for a parked consumer
+// once per run of messages that fit, rather than once per message. It
+// returns how many messages were written; on an error, the first n were.
+func (p *Producer) SendBatch(ctx context.Context, msgs [][]byte) (n int, err error) {
+	for i, msg := range msgs {
+		off, err := p.reserve(len(msg))
+		if errors.Is(err, ErrFull) {
+			p.flushTail()
+			off, err = p.reserveWait(ctx, len(msg))
+		}
+		if err != nil {
+			p.flushTail()
+			return i, err
+		}
+		copy(p.r.data[off+p.hdr:], msg)
+		p.publish(off, len(msg), false)
+	}
+	p.flushTail()
+	return len(msgs), nil
+}
+
+// Reserve claims room for an n-byte message and returns it, to be filled
+// in place and handed over with Commit: zero-copy sending. It waits while
+// the ring is full, as Send does. Nothing is visible to the consumer until
+// Commit. Only one reservation may be open at a time.
+func (p *Producer) Reserve(n int) ([]byte, error) {
+	return p.ReserveContext(context.Background(), n)
+}
+
+// ReserveContext is Reserve that gives up when ctx ends.
+func (p *Producer) ReserveContext(ctx context.Context, n int) ([]byte, error) {
+	off, err := p.reserveWait(ctx, n)
+	if err != nil {
+		return nil, err
+	}
+	return p.open(off, n), nil
+}
+
+// TryReserve is Reserve that returns ErrFull instead of waiting.
+func (p *Producer) TryReserve(n int) ([]byte, error) {
+	off, err := p.reserve(n)
+	if err != nil {
+		return nil, err
+	}
+	return p.open(off, n), nil
+}
+
+func (p *Producer) open(off, n int) []byte {
+	p.resOff, p.resLen = off, n
+	start := off + p.hdr
+	return p.r.data[start : start+n : start+n]
+}
+
+// Commit hands the reserved message to the consumer.
+func (p *Producer) Commit() error {
+	if p.resOff < 0 {
+		return p.r.errorf("commit without a reservation: %w", ErrPending)
+	}
+	off, n := p.resOff, p.resLen
+	p.resOff = -1
+	p.publish(off, n, true)
+	return nil
+}
+
+// reserveWait is reserve that waits for room.
+func (p *Producer) reserveWait(ctx context.Context, n int) (int, error) {
+	for {
+		off, err := p.reserve(n)
+		if !errors.Is(err, ErrFull) {
+			return off, err
+		}
+		p.unflushed.full++
+		p.flushStats()
+		p.need = codec.FrameSize(n, p.flags)
+		if err := p.r.await(ctx, p, p.r.prodSeq); err != nil {
+			return 0, err
+		}
+	}
+}
+
+// reserve claims room for a frame with an n-byte payload and returns its
+// offset in the data region, or ErrFull. A frame that would cross the end
+// of the data region is preceded by a padding frame to the end, and goes
+// at offset 0.
+func (p *Producer) reserve(n int) (int, error) {
+	r := p.r
+	switch {
+	case p.closed:
+		return 0, r.errorf("send: %w", ErrClosed)
+	case p.resOff >= 0:
+		return 0, r.errorf("send while a reservation is open: %w", ErrPending)
+	case n < 0 || n > r.geo.maxPayload():
+		return 0, r.errorf("message of %d bytes, the ring's maximum is %d: %w", n, r.geo.maxPayload(), ErrTooLarge)
+	case r.consState.Load() == le32(stateClosed):
+		return 0, r.errorf("send: consumer %w", ErrClosed)
+	}
+	size := codec.FrameSize(n, p.flags)
+	t := p.tail
+	off := int(t & r.geo.mask)
+	gap := 0
+	if off+size > r.geo.capacity {
+		gap = r.geo.capacity - off
+	}
+	need := uint64(gap + size + nextHeaderReserve)
+	if t+need-p.headCache > uint64(r.geo.capacity) {
+		if err := p.reloadHead(); err != nil {
+			return 0, err
+		}
+		if t+need-p.headCache > uint64(r.geo.capacity) {
+			return 0, ErrFull
+		}
+	}
+	if gap > 0 {
+		// Zero the record's length word at offset 0 first, so that a
+		// consumer that follows the padding finds "not yet written".
+		binary.LittleEndian.PutUint32(r.data[0:], 0)
+		l, _ := codec.SealPadding(r.data[off:]) // off is 8-aligned and gap >= 8: cannot fail
+		r.words[off/4].Store(le32(uint32(l)))
+		p.tail += uint64(gap)
+		off = 0
+	}
+	return off, nil
+}
+
+// reloadHead reads the consumer's head and checks it against the tail.
+func (p *Producer) reloadHead() error {
+	h := le64(p.r.head.Load())
+	if h > p.tail || p.tail-h > uint64(p.r.geo.capacity) {
+		return p.r.corrupt(h, "head is beyond the tail %d or more than the capacity behind it", p.tail)
+	}
+	p.headCache = h
+	return nil
+}
+
+// publish commits the frame with an n-byte payload at off: it seals the
+// header, zeroes the next record's length word, and stores the length
+// word, which hands the record to the consumer. With flush it also
+// publishes the tail and wakes a parked consumer.
+func (p *Producer) publish(off, n int, flush bool) {
+	r := p.r
+	l, _ := codec.Seal(r.data[off:off+p.hdr+n], p.flags) // sized by reserve: cannot fail
+	size := codec.AlignUp(int(l))
+	next := int((p.tail + uint64(size)) & r.geo.mask)
+	// The next position is free space (reserve kept 8 bytes for it): a
+	// plain store, ordered before the commit by the commit's atomic store.
+	binary.LittleEndian.PutUint32(r.data[next:], 0)
+	r.words[off/4].Store(le32(uint32(l))) // publishes the record
+	p.tail += uint64(size)
+	p.unflushed.msgs++
+	p.unflushed.bytes += uint64(n)
+	if flush {
+		p.flushTail()
+	}
+	if p.unflushed.msgs >= flushEvery {
+		p.flushStats()
+	}
+}
+
+// flushTail publishes the tail and wakes the consumer if it announced
+// that it may sleep (see Ring.await for why no wake-up is lost).
+func (p *Producer) flushTail() {
+	r := p.r
+	r.tail.Store(le64(p.tail))
+	if r.consParked.Load() != 0 {
+		r.consSeq.Add(1)
+		futex.WakeAtomic(r.consSeq, 1)
+	}
+}
+
+func (p *Producer) flushStats() {
+	s := &p.r.stats
+	u := &p.unflushed
+	addLE(s[3], u.msgs)
+	addLE(s[4], u.bytes)
+	addLE(s[5], u.full)
+	*u = counters{}
+}
+
+// Producer as a waiter, for room in a full ring.
+
+func (p *Producer) poll() (bool, error) {
+	if err := p.reloadHead(); err != nil {
+		return false, err
+	}
+	off := int(p.tail & p.r.geo.mask)
+	gap := 0
+	if off+p.need > p.r.geo.capacity {
+		gap = p.r.geo.capacity - off
+	}
+	return p.tail+uint64(gap+p.need+nextHeaderReserve)-p.headCache <= uint64(p.r.geo.capacity), nil
+}
+
+func (p *Producer) peer() error {
+	r := p.r
+	switch le32(r.consState.Load()) {
+	case stateClosed:
+		return r.errorf("send: consumer %w", ErrClosed)
+	case stateAttached:
+		held, err := r.seg.Locked(lockConsumer, 1)
+		if err != nil {
+			return r.errorf("consumer liveness: %w", err)
+		}
+		if !held && le32(r.consState.Load()) == stateAttached {
+			return r.errorf("send: consumer: %w", ErrPeerDead)
+		}
+	}
+	return nil
+}
+
+func (p *Producer) announce() { addLE32(p.r.prodWaiters, 1) }
+func (p *Producer) retract()  { addLE32(p.r.prodWaiters, ^uint32(0)) }
+
+// Close gives up the producer role. A consumer drains what was sent and
+// then gets io.EOF. An open reservation is dropped, unseen. Calling Close
+// again returns nil.
+func (p *Producer) Close() error {
+	if p.closed {
+		return nil
+	}
+	p.closed = true
+	p.resOff = -1
+	r := p.r
+	r.tail.Store(le64(p.tail))
+	p.flushStats()
+	r.prodState.Store(le32(stateClosed))
+	r.consSeq.Add(1)
+	if _, err := futex.WakeAtomic(r.consSeq, 1); err != nil {
+		return r.errorf("producer close: %w", err)
+	}
+	if err := p.lock.Unlock(); err != nil {
+		return r.errorf("producer close: %w", err)
+	}
+	return nil
+}
+
+// unlocker releases a role.
+type unlocker interface{ Unlock() error }
+
+// ownedLock is the lock of a Producer or Consumer that owns its Ring
+// handle (OpenProducer, OpenConsumer): releasing it closes the Ring too.
+type ownedLock struct {
+	unlocker
+	r *Ring
+}
+
+func (l *ownedLock) Unlock() error {
+	return errors.Join(l.unlocker.Unlock(), l.r.Close())
+}
+
+// addLE adds d to a little-endian shared counter.
+func addLE(w *atomic.Uint64, d uint64) {
+	switch {
+	case d == 0:
+	case le64(1) == 1:
+		w.Add(d)
+	default:
+		for old := w.Load(); !w.CompareAndSwap(old, le64(le64(old)+d)); old = w.Load() {
+		}
+	}
+}
+
+// addLE32 adds d to a little-endian shared 32-bit word.
+func addLE32(w *atomic.Uint32, d uint32) {
+	if le32(1) == 1 {
+		w.Add(d)
+		return
+	}
+	for old := w.Load(); !w.CompareAndSwap(old, le32(le32(old)+d)); old = w.Load() {
+	}
+}
