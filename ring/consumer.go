@@ -240,7 +240,19 @@ func (c *Consumer) flushStats() {
 // Consumer as a waiter, for a message in an empty ring.
 
 func (c *Consumer) poll() (bool, error) {
-	return c.r.words[int(c.head&c.r.geo.mask)/4].Load() != 0, nil
+	w := &c.r.words[int(c.head&c.r.geo.mask)/4]
+	if w.Load() != 0 {
+		return true, nil
+	}
+	if c.r.prodState.Load() == le32(stateClosed) {
+		// The producer's last record was committed before its state
+		// changed: look once more, then it is the end.
+		if w.Load() != 0 {
+			return true, nil
+		}
+		return false, io.EOF
+	}
+	return false, nil
 }
 
 func (c *Consumer) peer() error {

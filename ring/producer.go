@@ -333,6 +333,9 @@ func (p *Producer) flushStats() {
 // Producer as a waiter, for room in a full ring.
 
 func (p *Producer) poll() (bool, error) {
+	if p.r.consState.Load() == le32(stateClosed) {
+		return false, p.r.errorf("send: consumer %w", ErrClosed)
+	}
 	if err := p.reloadHead(); err != nil {
 		return false, err
 	}
