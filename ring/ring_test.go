@@ -95,7 +95,10 @@ func TestTooLarge(t *testing.T) {
 		func() error { return p.TrySend(make([]byte, 101)) },
 		func() error { return p.Send(make([]byte, 101)) },
 		func() error { _, err := p.Reserve(101); return err },
-		func() error { _, err := p.SendBatch(context.Background(), [][]byte{{1}, make([]byte, 101)}); return err },
+		func() error {
+			_, err := p.SendBatch(context.Background(), [][]byte{{1}, make([]byte, 101)})
+			return err
+		},
 	} {
 		if err := f(); !errors.Is(err, ring.ErrTooLarge) {
 			t.Fatalf("oversized message: %v, want ErrTooLarge", err)
