@@ -26,6 +26,7 @@ const (
 	envName  = "RINGWIRE_RING_NAME"
 	envCount = "RINGWIRE_RING_COUNT"
 	envWait  = "RINGWIRE_RING_WAIT"
+	envSize  = "RINGWIRE_RING_SIZE"
 )
 
 var messages = flag.Int("ring.messages", 10_000_000,
@@ -90,6 +91,19 @@ func child(role string) error {
 			}
 		}
 		return p.Close()
+	case "bench": // n messages of the size in envSize with Send
+		p, err := ring.OpenProducer(name, o)
+		if err != nil {
+			return err
+		}
+		size, _ := strconv.Atoi(os.Getenv(envSize))
+		msg := make([]byte, size)
+		for range n {
+			if err := p.Send(msg); err != nil {
+				return err
+			}
+		}
+		return p.Close()
 	case "stream": // numbered messages until killed
 		p, err := ring.OpenProducer(name, o)
 		if err != nil {
@@ -127,6 +141,20 @@ func child(role string) error {
 		return errors.New("not killed")
 	}
 	return fmt.Errorf("unknown role %q", role)
+}
+
+// startBenchChild starts a child that sends n messages of size bytes.
+func startBenchChild(b *testing.B, r *ring.Ring, dir string, size, n int) *exec.Cmd {
+	b.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), envRole+"=bench", envDir+"="+dir, envName+"="+r.Name(),
+		envCount+"="+strconv.Itoa(n), envSize+"="+strconv.Itoa(size))
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	return cmd
 }
 
 // startChild starts the test binary as a peer with a role on a ring. With
