@@ -55,6 +55,10 @@ func (r *Ring) Consumer() (*Consumer, error) {
 		return nil, r.errorf("consumer: %w", err)
 	}
 	c := &Consumer{r: r, lock: lock, head: le64(r.head.Load()), flags: r.geo.frameFlag}
+	if c.head%codec.Align != 0 {
+		lock.Unlock()
+		return nil, r.corrupt(c.head, "head not %d-aligned", codec.Align)
+	}
 	if t := le64(r.tail.Load()); t > c.head && t-c.head > uint64(r.geo.capacity) {
 		lock.Unlock()
 		return nil, r.corrupt(c.head, "tail %d is more than the capacity ahead", t)

@@ -51,8 +51,15 @@ import "github.com/ringwire/ringwire/codec"
 // Block 7 (896) is reserved and zero.
 //
 // Each slot of the producer table is 128 bytes, and its first byte is the
-// slot's lock byte (see below). Slot fields are defined by the MPSC mode;
-// an SPSC ring has one slot, used only as the producer's lock.
+// slot's lock byte (see below). Its fields, written by the producer that
+// holds the slot:
+//
+//	+0  u32 state: 0 free, 1 attached, 2 closed cleanly (MPSC; SPSC uses 520)
+//	+4  u32 process id of the holder (informational only)
+//	+8  u64 claim: the position this producer is claiming or writing, or
+//	        all ones when it is not inside a send (MPSC)
+//
+// An SPSC ring has one slot, used as the producer's lock.
 //
 // Locks. Roles and liveness are open-file-description locks (fcntl
 // F_OFD_SETLK) on bytes of the segment file, which the kernel drops when
@@ -113,6 +120,9 @@ const (
 
 	offSlotTable = 8 * blockSize
 	slotSize     = blockSize
+	offSlotState = 0
+	offSlotPID   = 4
+	offSlotClaim = 8
 
 	lockOwner    = 0
 	lockAttached = 1

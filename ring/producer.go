@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"os"
 	"sync/atomic"
 
 	"github.com/ringwire/ringwire/codec"
@@ -69,6 +70,7 @@ func (r *Ring) Producer() (*Producer, error) {
 		return nil, err
 	}
 	r.prodState.Store(le32(stateAttached))
+	binary.LittleEndian.PutUint32(r.seg.Bytes()[offSlotTable+offSlotPID:], uint32(os.Getpid()))
 	r.handles = append(r.handles, p)
 	return p, nil
 }
@@ -96,8 +98,16 @@ func OpenProducer(name string, o AttachOptions) (*Producer, error) {
 func (p *Producer) recoverTail() error {
 	r := p.r
 	h, t := le64(r.head.Load()), le64(r.tail.Load())
-	if t-h > uint64(r.geo.capacity) && h-t > uint64(r.geo.maxFrame) {
-		return r.corrupt(t, "tail %d and head %d are more than the capacity apart", t, h)
+	capacity := uint64(r.geo.capacity)
+	switch {
+	case h%codec.Align != 0 || t%codec.Align != 0:
+		return r.corrupt(t, "cursors not %d-aligned: head %d, tail %d", codec.Align, h, t)
+	case t > h && t-h > capacity:
+		return r.corrupt(t, "tail is more than the capacity ahead of head %d", h)
+	case h > t && h-t > 2*uint64(r.geo.maxFrame):
+		// The tail may lag the records the consumer took by one record and
+		// its padding, no more.
+		return r.corrupt(t, "head %d is beyond the tail", h)
 	}
 	for range r.geo.capacity / codec.Align {
 		off := int(t & r.geo.mask)
@@ -109,9 +119,12 @@ func (p *Producer) recoverTail() error {
 			return r.corrupt(t, "record after the tail: %w", err)
 		}
 		t += uint64(f.Size)
-		if t-h > uint64(r.geo.capacity) && t > h {
+		if t > h && t-h > capacity {
 			return r.corrupt(t, "committed records beyond head+capacity")
 		}
+	}
+	if h > t {
+		return r.corrupt(t, "head %d is beyond the last committed record", h)
 	}
 	p.tail, p.headCache = t, h
 	return nil
@@ -279,7 +292,7 @@ func (p *Producer) reserve(n int) (int, error) {
 // reloadHead reads the consumer's head and checks it against the tail.
 func (p *Producer) reloadHead() error {
 	h := le64(p.r.head.Load())
-	if h > p.tail || p.tail-h > uint64(p.r.geo.capacity) {
+	if h > p.tail || p.tail-h > uint64(p.r.geo.capacity) || h%codec.Align != 0 {
 		return p.r.corrupt(h, "head is beyond the tail %d or more than the capacity behind it", p.tail)
 	}
 	p.headCache = h

@@ -267,8 +267,9 @@ func (o Options) geometry() (geometry, error) {
 	if o.Checksum {
 		g.frameFlag = codec.FlagChecksum
 	}
-	// Largest frame: half the data region, down to a multiple of 8.
-	limit := capacity / 2
+	// Largest frame: half the data region, and no more than a frame's
+	// int32 length word holds, down to a multiple of 8.
+	limit := min(capacity/2, codec.MaxLength&^(codec.Align-1))
 	switch {
 	case o.MaxMessage < 0:
 		return g, fmt.Errorf("max message %d: %w", o.MaxMessage, ErrBadOptions)
