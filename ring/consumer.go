@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"time"
 
 	"github.com/ringwire/ringwire/codec"
 	"github.com/ringwire/ringwire/futex"
@@ -24,15 +25,52 @@ import (
 type Consumer struct {
 	r    *Ring
 	lock unlocker
+	mpsc bool
 
-	head      uint64 // position of the next record; shared head == head except inside Peek
+	head      uint64 // position of the next record to read
+	released  uint64 // the shared head: head, or the first pinned record (MPSC)
 	peeked    int    // size of the frame returned by Peek and not yet released, or 0
 	peekedLen int    // its payload length
 	flags     codec.Flags
 
 	unflushed counters
 	closed    bool
+
+	// MPSC stall handling: the position of a record that was not ready,
+	// since when, and when to look at its producer again.
+	stallPos   uint64
+	stallSince time.Time
+	nextProbe  time.Time
+	pins       []pin // skipped records whose live producers may still write
+	onSkip     func(Skip)
 }
+
+// Skip describes a record the consumer skipped (MPSC): its producer died
+// before committing it, or stalled past Wait.Unblock.
+type Skip struct {
+	Position  uint64 // where the record started
+	Bytes     int    // bytes skipped, padding included
+	Slot      int    // the producer's slot, or -1 if no slot claimed it
+	OwnerDead bool   // the producer was dead (else it stalled past the timeout)
+}
+
+// pin keeps a skipped record's space out of the free space while the live
+// producer that claimed it may still write to it.
+type pin struct {
+	pos   uint64     // the skipped record
+	claim uint64     // the producer's claim when it was skipped
+	slot  *slotWords // the producer's slot
+	lock  int64      // its lock byte
+}
+
+// stallProbe is how often a consumer stalled on an unfinished MPSC record
+// looks at the producer that claimed it.
+const stallProbe = time.Millisecond
+
+// OnSkip sets a function called for every record the consumer skips. It
+// runs on the receiving goroutine; nil removes it. Skips are also counted
+// in the ring's Stats.
+func (c *Consumer) OnSkip(fn func(Skip)) { c.onSkip = fn }
 
 // Consumer claims the consumer role. A second consumer, in this process or
 // another, gets ErrBusy while the first is alive. A new consumer continues
@@ -54,7 +92,8 @@ func (r *Ring) Consumer() (*Consumer, error) {
 	if err != nil {
 		return nil, r.errorf("consumer: %w", err)
 	}
-	c := &Consumer{r: r, lock: lock, head: le64(r.head.Load()), flags: r.geo.frameFlag}
+	c := &Consumer{r: r, lock: lock, head: le64(r.head.Load()), flags: r.geo.frameFlag, mpsc: r.geo.mode == MPSC}
+	c.released = c.head
 	if c.head%codec.Align != 0 {
 		lock.Unlock()
 		return nil, r.corrupt(c.head, "head not %d-aligned", codec.Align)
@@ -177,9 +216,8 @@ func (c *Consumer) nextWait(ctx context.Context) ([]byte, int, error) {
 }
 
 // next validates the record at the head and returns its payload and frame
-// size, or ErrEmpty. Padding is consumed on the way. It loops at most
-// twice: padding is only valid at a non-zero offset, and it leads to
-// offset 0.
+// size, or ErrEmpty. Padding, and in MPSC the records of dead or stalled
+// producers, are consumed on the way, a bounded number per call.
 func (c *Consumer) next() ([]byte, int, error) {
 	r := c.r
 	switch {
@@ -188,49 +226,201 @@ func (c *Consumer) next() ([]byte, int, error) {
 	case c.peeked != 0:
 		return nil, 0, r.errorf("receive before Release: %w", ErrPending)
 	}
-	for range 2 {
+	for range 16 {
 		off := int(c.head & r.geo.mask)
 		l := int32(le32(r.words[off/4].Load())) // acquires the record
-		if l == 0 {
-			return nil, 0, ErrEmpty
+		if l > 0 {
+			f, err := codec.Decode(r.data, off, r.geo.maxFrame)
+			if err != nil {
+				return nil, 0, r.corrupt(c.head, "%w", err)
+			}
+			if f.Type == codec.TypePadding {
+				// SPSC padding only ever fills the end of the data region;
+				// MPSC padding also replaces abandoned reservations.
+				if !c.mpsc && (off == 0 || off+f.Size != r.geo.capacity) {
+					return nil, 0, r.corrupt(c.head, "padding of %d bytes at offset %d does not end the data region", f.Size, off)
+				}
+				c.head += uint64(f.Size)
+				c.publishHead()
+				continue
+			}
+			if f.Flags != c.flags {
+				return nil, 0, r.corrupt(c.head, "frame flags %#04x in a ring whose frames have %#04x (checksum bit %#x)",
+					uint16(f.Flags), uint16(c.flags), uint16(codec.FlagChecksum))
+			}
+			return f.Payload, f.Size, nil
 		}
-		if l < 0 {
+		if !c.mpsc {
+			if l == 0 {
+				return nil, 0, ErrEmpty
+			}
 			return nil, 0, r.corrupt(c.head, "length %d in an SPSC ring", l)
 		}
-		f, err := codec.Decode(r.data, off, r.geo.maxFrame)
-		if err != nil {
-			return nil, 0, r.corrupt(c.head, "%w", err)
-		}
-		if f.Type == codec.TypePadding {
-			if off == 0 || off+f.Size != r.geo.capacity {
-				return nil, 0, r.corrupt(c.head, "padding of %d bytes at offset %d does not end the data region", f.Size, off)
+		n, err := c.unstall(l)
+		if err != nil || n == 0 {
+			if err == nil {
+				err = ErrEmpty
 			}
-			c.head += uint64(f.Size)
-			r.head.Store(le64(c.head))
-			continue
+			return nil, 0, err
 		}
-		if f.Flags != c.flags {
-			return nil, 0, r.corrupt(c.head, "frame flags %#x in a ring whose frames have %#x", f.Flags, c.flags)
-		}
-		return f.Payload, f.Size, nil
+		c.head += n
+		c.publishHead()
 	}
-	return nil, 0, r.corrupt(c.head, "padding after padding")
+	if !c.mpsc {
+		return nil, 0, r.corrupt(c.head, "padding after padding")
+	}
+	return nil, 0, ErrEmpty // progress made; the caller polls again
 }
 
-// release frees the frame at the head and wakes producers that announced
-// they may sleep (see Ring.await for why no wake-up is lost).
-func (c *Consumer) release(size, n int) {
+// unstall decides what to do about an MPSC record at the head that is not
+// committed (length word l <= 0) and returns how many bytes to skip, 0 to
+// wait. The producer that claimed the record is the slot whose claim
+// covers the position. If it is dead, the record is skipped at once. If it
+// is alive, it gets Wait.Unblock; then the length word is swapped to
+// skipMarker, which makes its commit fail, and the record's space is
+// pinned until the producer lets go. With no claiming slot (its slot was
+// reused, or a foreign writer), the record is skipped after Wait.Unblock.
+func (c *Consumer) unstall(l int32) (uint64, error) {
 	r := c.r
+	h := c.head
+	t := le64(r.tail.Load())
+	switch {
+	case t < h || t-h > uint64(r.geo.capacity):
+		return 0, r.corrupt(h, "tail %d is behind the head or more than the capacity ahead", t)
+	case t == h && l == 0:
+		return 0, nil // empty
+	case t == h:
+		return 0, r.corrupt(h, "length %d beyond the tail", l)
+	}
+	now := time.Now()
+	if h != c.stallPos || c.stallSince.IsZero() {
+		c.stallPos, c.stallSince, c.nextProbe = h, now, now.Add(stallProbe)
+		return 0, nil
+	}
+	if now.Before(c.nextProbe) {
+		return 0, nil
+	}
+	c.nextProbe = now.Add(stallProbe)
+	live, deadSlot := -1, -1
+	var liveStart, liveEnd, deadEnd uint64
+	for i := range r.slots {
+		start, end, ok := r.slots[i].covers(h)
+		if !ok {
+			continue
+		}
+		held, err := r.seg.Locked(slotLock(i), 1)
+		if err != nil {
+			return 0, r.errorf("producer slot %d liveness: %w", i, err)
+		}
+		if held {
+			live, liveStart, liveEnd = i, start, end
+		} else if deadSlot < 0 || end < deadEnd {
+			deadSlot, deadEnd = i, end
+		}
+	}
+	timedOut := now.Sub(c.stallSince) >= r.wait.Unblock
+	off := int(h & r.geo.mask)
+	var end uint64
+	slot, dead := -1, false
+	switch {
+	case live >= 0 && !timedOut:
+		return 0, nil
+	case live >= 0:
+		if !r.words[off/4].CompareAndSwap(le32(uint32(l)), le32(skipMarker)) {
+			return 0, nil // committed meanwhile: read it next time
+		}
+		c.pins = append(c.pins, pin{pos: h, claim: liveStart, slot: &r.slots[live], lock: slotLock(live)})
+		end, slot = liveEnd, live
+	case deadSlot >= 0:
+		end, slot, dead = deadEnd, deadSlot, true
+	case !timedOut:
+		return 0, nil
+	case l < 0 && uint32(l) != skipMarker:
+		end = h + uint64(codec.AlignUp(int(-l)))
+		if -int(l) > r.geo.maxFrame {
+			return 0, r.corrupt(h, "claimed length %d exceeds the max frame %d", -l, r.geo.maxFrame)
+		}
+	default:
+		// No claim names the record: it runs to the next written word,
+		// the start of another claim, or the tail.
+		end = h + codec.Align
+		for ; end < t && r.words[int(end&r.geo.mask)/4].Load() == 0 && !c.claimStarts(end); end += codec.Align {
+		}
+	}
+	if end <= h || end > t || end-h > uint64(r.geo.capacity) {
+		return 0, r.corrupt(h, "skipped record would end at %d, the tail is %d", end, t)
+	}
+	c.unflushed.skipped++
+	if c.onSkip != nil {
+		c.onSkip(Skip{Position: h, Bytes: int(end - h), Slot: slot, OwnerDead: dead})
+	}
+	return end - h, nil
+}
+
+// claimStarts reports whether some producer's claim starts at pos.
+func (c *Consumer) claimStarts(pos uint64) bool {
+	for i := range c.r.slots {
+		if le64(c.r.slots[i].claim.Load()) == pos {
+			return true
+		}
+	}
+	return false
+}
+
+// release frees the frame at the head after a receive.
+func (c *Consumer) release(size, n int) {
 	c.head += uint64(size)
-	r.head.Store(le64(c.head))
 	c.unflushed.msgs++
 	c.unflushed.bytes += uint64(n)
+	c.publishHead()
+	if c.unflushed.msgs >= flushEvery {
+		c.flushStats()
+	}
+}
+
+// publishHead hands what the consumer has read back to the producers: the
+// shared head moves to the read position, or in MPSC to the first record
+// still pinned, and the bytes released are zeroed first (MPSC: free space
+// must read as zero, see layout.go). Then producers that announced they
+// may sleep are woken (see Ring.await for why no wake-up is lost).
+func (c *Consumer) publishHead() {
+	r := c.r
+	target := c.head
+	if c.mpsc {
+		if len(c.pins) > 0 {
+			c.resolvePins()
+			if len(c.pins) > 0 {
+				target = min(target, c.pins[0].pos)
+			}
+		}
+		for from := c.released; from < target; {
+			off := int(from & r.geo.mask)
+			n := min(int(target-from), r.geo.capacity-off)
+			clear(r.data[off : off+n])
+			from += uint64(n)
+		}
+	}
+	if target == c.released && c.mpsc {
+		return
+	}
+	c.released = target
+	r.head.Store(le64(target))
 	if r.prodWaiters.Load() != 0 {
 		r.prodSeq.Add(1)
 		futex.WakeAtomic(r.prodSeq, futex.All)
 	}
-	if c.unflushed.msgs >= flushEvery {
-		c.flushStats()
+}
+
+// resolvePins drops the pins whose producers let go of their claims or
+// died: no one writes to those records any more.
+func (c *Consumer) resolvePins() {
+	for len(c.pins) > 0 {
+		p := c.pins[0]
+		held, err := c.r.seg.Locked(p.lock, 1)
+		if err == nil && held && le64(p.slot.claim.Load()) == p.claim {
+			return
+		}
+		c.pins = c.pins[1:]
 	}
 }
 
@@ -238,6 +428,7 @@ func (c *Consumer) flushStats() {
 	s := &c.r.stats
 	addLE(s[0], c.unflushed.msgs)
 	addLE(s[1], c.unflushed.bytes)
+	addLE(s[2], c.unflushed.skipped)
 	c.unflushed = counters{}
 }
 
@@ -245,6 +436,15 @@ func (c *Consumer) flushStats() {
 
 func (c *Consumer) poll() (bool, error) {
 	w := &c.r.words[int(c.head&c.r.geo.mask)/4]
+	if c.mpsc {
+		// A committed record, or a stalled one due for another look.
+		if l := int32(le32(w.Load())); l > 0 {
+			return true, nil
+		} else if l != 0 || le64(c.r.tail.Load()) != c.head {
+			return c.stallPos != c.head || !time.Now().Before(c.nextProbe), nil
+		}
+		return false, nil
+	}
 	if w.Load() != 0 {
 		return true, nil
 	}
@@ -261,6 +461,9 @@ func (c *Consumer) poll() (bool, error) {
 
 func (c *Consumer) peer() error {
 	r := c.r
+	if c.mpsc {
+		return c.peerMPSC()
+	}
 	if t := le64(r.tail.Load()); t > c.head && t-c.head > uint64(r.geo.capacity) {
 		return r.corrupt(c.head, "tail %d is more than the capacity ahead", t)
 	}
@@ -275,6 +478,32 @@ func (c *Consumer) peer() error {
 		if !held && le32(r.prodState.Load()) == stateAttached {
 			return r.errorf("receive: producer: %w", ErrPeerDead)
 		}
+	}
+	return nil
+}
+
+// peerMPSC: the stream ends when the ring is empty and every producer
+// that attached has closed. A dead producer does not end it (another may
+// take its slot); its records are skipped by next.
+func (c *Consumer) peerMPSC() error {
+	r := c.r
+	if len(c.pins) > 0 {
+		c.publishHead()
+	}
+	if le64(r.tail.Load()) != c.head {
+		return nil
+	}
+	closed := false
+	for i := range r.slots {
+		switch le32(r.slots[i].state.Load()) {
+		case stateAttached:
+			return nil
+		case stateClosed:
+			closed = true
+		}
+	}
+	if closed && le64(r.tail.Load()) == c.head {
+		return io.EOF
 	}
 	return nil
 }

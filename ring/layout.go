@@ -56,10 +56,25 @@ import "github.com/ringwire/ringwire/codec"
 //
 //	+0  u32 state: 0 free, 1 attached, 2 closed cleanly (MPSC; SPSC uses 520)
 //	+4  u32 process id of the holder (informational only)
-//	+8  u64 claim: the position this producer is claiming or writing, or
-//	        all ones when it is not inside a send (MPSC)
+//	+8  u64 claim: the position where this producer's current claim starts,
+//	        or all ones when it holds none (MPSC)
+//	+16 u32 claim length: the claim's bytes, padding included (MPSC)
 //
-// An SPSC ring has one slot, used as the producer's lock.
+// An MPSC producer stores its claim (length, then position) before the CAS
+// on the tail that claims the space, and clears it after the commit: so the
+// owner of a stalled record is the slot whose claim covers the record's
+// position, and a slot whose lock is free while its claim is set names a
+// dead producer's record. An SPSC ring has one slot, used as the producer's
+// lock.
+//
+// MPSC records. A producer commits with a compare-and-swap of the length
+// word from 0 to the length. The consumer zeroes every byte it releases, so
+// free space reads as zero. When the consumer gives up on a record whose
+// live producer stalled past the unblock timeout, it swaps the length word
+// to skipMarker (0x80000000): the producer's commit then fails, and the
+// consumer keeps the record's space out of the free space until the
+// producer clears its claim or dies. Padding may stand anywhere in an MPSC
+// ring (an abandoned reservation becomes padding).
 //
 // Locks. Roles and liveness are open-file-description locks (fcntl
 // F_OFD_SETLK) on bytes of the segment file, which the kernel drops when
@@ -123,6 +138,9 @@ const (
 	offSlotState = 0
 	offSlotPID   = 4
 	offSlotClaim = 8
+	offSlotLen   = 16
+	noClaim      = ^uint64(0)
+	skipMarker   = 0x80000000 // the length word of a record the consumer skipped
 
 	lockOwner    = 0
 	lockAttached = 1

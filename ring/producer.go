@@ -20,11 +20,17 @@ import (
 // its tail to head+capacity (the free space), the consumer owns the bytes
 // from head to the last committed record. The producer hands a record to
 // the consumer with one atomic store: the record's length word.
+//
+// MPSC: producers share the free space and divide it by compare-and-swap
+// on the tail; a producer owns the bytes of its claim from the successful
+// CAS until its commit (a CAS of the length word from 0) hands them to the
+// consumer.
 type Producer struct {
 	r    *Ring
-	lock unlocker // the role's lock
+	lock unlocker   // the role's lock
+	slot *slotWords // MPSC: this producer's slot; nil for SPSC
 
-	tail      uint64 // next position to write; the shared tail lags until published
+	tail      uint64 // SPSC: next position to write; the shared tail lags until published
 	headCache uint64 // last head seen: the producer reloads it only when this says full
 	flags     codec.Flags
 	hdr       int
@@ -39,23 +45,30 @@ type Producer struct {
 
 // counters are a side's statistics, kept locally and flushed to the
 // segment now and then, so that the hot path has no extra atomic.
-type counters struct{ msgs, bytes, full uint64 }
+type counters struct{ msgs, bytes, full, skipped uint64 }
 
 const flushEvery = 256
 
-// Producer claims the producer role. A second producer on an SPSC ring,
-// in this process or another, gets ErrBusy while the first is alive.
+// Producer claims a producer role. On an SPSC ring a second producer, in
+// this process or another, gets ErrBusy while the first is alive. On an
+// MPSC ring each producer takes a free slot of the producer table, and
+// gets ErrBusy when every slot is held.
 func (r *Ring) Producer() (*Producer, error) {
 	if r.seg.ReadOnly() {
 		return nil, r.errorf("producer on a read-only handle: %w", ErrBadOptions)
-	}
-	if r.geo.mode != SPSC {
-		return nil, r.errorf("%v producers are not supported by this build: %w", r.geo.mode, ErrBadOptions)
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.closed {
 		return nil, r.errorf("producer: %w", ErrClosed)
+	}
+	p := &Producer{r: r, flags: r.geo.frameFlag, hdr: codec.HeaderLen(r.geo.frameFlag), resOff: -1}
+	if r.geo.mode == MPSC {
+		if err := p.takeSlot(); err != nil {
+			return nil, err
+		}
+		r.handles = append(r.handles, p)
+		return p, nil
 	}
 	lock, err := r.seg.TryLock(slotLock(0), 1)
 	if errors.Is(err, shm.ErrLocked) {
@@ -64,15 +77,44 @@ func (r *Ring) Producer() (*Producer, error) {
 	if err != nil {
 		return nil, r.errorf("producer: %w", err)
 	}
-	p := &Producer{r: r, lock: lock, flags: r.geo.frameFlag, hdr: codec.HeaderLen(r.geo.frameFlag), resOff: -1}
+	p.lock = lock
 	if err := p.recoverTail(); err != nil {
 		lock.Unlock()
 		return nil, err
 	}
 	r.prodState.Store(le32(stateAttached))
-	binary.LittleEndian.PutUint32(r.seg.Bytes()[offSlotTable+offSlotPID:], uint32(os.Getpid()))
+	r.slots[0].pid.Store(le32(uint32(os.Getpid())))
 	r.handles = append(r.handles, p)
 	return p, nil
+}
+
+// takeSlot claims the first free MPSC slot. A slot whose dead holder left
+// a claim the consumer has not yet passed is left alone: the consumer needs
+// that claim to skip the dead producer's record.
+func (p *Producer) takeSlot() error {
+	r := p.r
+	for i := range r.slots {
+		lock, err := r.seg.TryLock(slotLock(i), 1)
+		if errors.Is(err, shm.ErrLocked) {
+			continue
+		}
+		if err != nil {
+			return r.errorf("producer slot %d: %w", i, err)
+		}
+		s := &r.slots[i]
+		start, n := le64(s.claim.Load()), uint64(le32(s.length.Load()))
+		if start != noClaim && n != 0 && start+n > le64(r.head.Load()) {
+			lock.Unlock()
+			continue
+		}
+		s.claim.Store(le64(noClaim))
+		s.length.Store(0)
+		s.pid.Store(le32(uint32(os.Getpid())))
+		s.state.Store(le32(stateAttached))
+		p.lock, p.slot = lock, s
+		return nil
+	}
+	return r.errorf("producer: all %d slots taken: %w", len(r.slots), ErrBusy)
 }
 
 // OpenProducer attaches to the ring called name and claims the producer
@@ -141,8 +183,7 @@ func (p *Producer) TrySend(msg []byte) error {
 		return err
 	}
 	copy(p.r.data[off+p.hdr:], msg)
-	p.publish(off, len(msg), true)
-	return nil
+	return p.publish(off, len(msg), true)
 }
 
 // Send writes msg, waiting while the ring is full as the wait strategy
@@ -160,8 +201,7 @@ func (p *Producer) SendContext(ctx context.Context, msg []byte) error {
 		return err
 	}
 	copy(p.r.data[off+p.hdr:], msg)
-	p.publish(off, len(msg), true)
-	return nil
+	return p.publish(off, len(msg), true)
 }
 
 // SendBatch writes every message of msgs, in order, waiting for room as
@@ -180,7 +220,10 @@ func (p *Producer) SendBatch(ctx context.Context, msgs [][]byte) (n int, err err
 			return i, err
 		}
 		copy(p.r.data[off+p.hdr:], msg)
-		p.publish(off, len(msg), false)
+		if err := p.publish(off, len(msg), false); err != nil {
+			p.flushTail()
+			return i, err
+		}
 	}
 	p.flushTail()
 	return len(msgs), nil
@@ -225,8 +268,7 @@ func (p *Producer) Commit() error {
 	}
 	off, n := p.resOff, p.resLen
 	p.resOff = -1
-	p.publish(off, n, true)
-	return nil
+	return p.publish(off, n, true)
 }
 
 // reserveWait is reserve that waits for room.
@@ -262,6 +304,9 @@ func (p *Producer) reserve(n int) (int, error) {
 		return 0, r.errorf("send: consumer %w", ErrClosed)
 	}
 	size := codec.FrameSize(n, p.flags)
+	if p.slot != nil {
+		return p.claim(size)
+	}
 	t := p.tail
 	off := int(t & r.geo.mask)
 	gap := 0
@@ -289,6 +334,50 @@ func (p *Producer) reserve(n int) (int, error) {
 	return off, nil
 }
 
+// claim divides the free space among MPSC producers: it announces the
+// claim in the producer's slot, then takes the space with a CAS on the
+// tail, and writes the padding if the record wraps.
+func (p *Producer) claim(size int) (int, error) {
+	r := p.r
+	capacity := uint64(r.geo.capacity)
+	for {
+		t := le64(r.tail.Load())
+		off := int(t & r.geo.mask)
+		gap := 0
+		if off+size > r.geo.capacity {
+			gap = r.geo.capacity - off
+		}
+		need := uint64(gap + size)
+		if t+need+nextHeaderReserve-p.headCache > capacity {
+			h := le64(r.head.Load())
+			if h > t || t-h > capacity || h%codec.Align != 0 {
+				return 0, r.corrupt(h, "head is beyond the tail %d or more than the capacity behind it", t)
+			}
+			p.headCache = h
+			if t+need+nextHeaderReserve-h > capacity {
+				return 0, ErrFull
+			}
+		}
+		// Announce first: if this process dies after the CAS, the claim
+		// names the space it owned.
+		p.slot.length.Store(le32(uint32(need)))
+		p.slot.claim.Store(le64(t))
+		if !r.tail.CompareAndSwap(le64(t), le64(t+need)) {
+			p.slot.claim.Store(le64(noClaim))
+			continue
+		}
+		if gap > 0 {
+			l, _ := codec.SealPadding(r.data[off:]) // off is 8-aligned and gap >= 8: cannot fail
+			if !r.words[off/4].CompareAndSwap(0, le32(uint32(l))) {
+				p.slot.claim.Store(le64(noClaim))
+				return 0, r.errorf("send: %w", ErrSkipped)
+			}
+			off = 0
+		}
+		return off, nil
+	}
+}
+
 // reloadHead reads the consumer's head and checks it against the tail.
 func (p *Producer) reloadHead() error {
 	h := le64(p.r.head.Load())
@@ -303,9 +392,20 @@ func (p *Producer) reloadHead() error {
 // header, zeroes the next record's length word, and stores the length
 // word, which hands the record to the consumer. With flush it also
 // publishes the tail and wakes a parked consumer.
-func (p *Producer) publish(off, n int, flush bool) {
+func (p *Producer) publish(off, n int, flush bool) error {
 	r := p.r
 	l, _ := codec.Seal(r.data[off:off+p.hdr+n], p.flags) // sized by reserve: cannot fail
+	if p.slot != nil {
+		// MPSC: the CAS fails only if the consumer skipped the record.
+		ok := r.words[off/4].CompareAndSwap(0, le32(uint32(l)))
+		p.slot.claim.Store(le64(noClaim))
+		if !ok {
+			return r.errorf("send: %w", ErrSkipped)
+		}
+		p.count(n)
+		p.wakeConsumer()
+		return nil
+	}
 	size := codec.AlignUp(int(l))
 	next := int((p.tail + uint64(size)) & r.geo.mask)
 	// The next position is free space (reserve kept 8 bytes for it): a
@@ -313,21 +413,36 @@ func (p *Producer) publish(off, n int, flush bool) {
 	binary.LittleEndian.PutUint32(r.data[next:], 0)
 	r.words[off/4].Store(le32(uint32(l))) // publishes the record
 	p.tail += uint64(size)
-	p.unflushed.msgs++
-	p.unflushed.bytes += uint64(n)
+	p.count(n)
 	if flush {
 		p.flushTail()
 	}
+	return nil
+}
+
+// count adds a sent message of n bytes to the statistics.
+func (p *Producer) count(n int) {
+	p.unflushed.msgs++
+	p.unflushed.bytes += uint64(n)
 	if p.unflushed.msgs >= flushEvery {
 		p.flushStats()
 	}
 }
 
-// flushTail publishes the tail and wakes the consumer if it announced
-// that it may sleep (see Ring.await for why no wake-up is lost).
+// flushTail publishes the SPSC tail (MPSC producers publish theirs with
+// the claim's CAS) and wakes the consumer if it announced that it may
+// sleep.
 func (p *Producer) flushTail() {
+	if p.slot == nil {
+		p.r.tail.Store(le64(p.tail))
+	}
+	p.wakeConsumer()
+}
+
+// wakeConsumer wakes the consumer if it announced that it may sleep (see
+// Ring.await for why no wake-up is lost).
+func (p *Producer) wakeConsumer() {
 	r := p.r
-	r.tail.Store(le64(p.tail))
 	if r.consParked.Load() != 0 {
 		r.consSeq.Add(1)
 		futex.WakeAtomic(r.consSeq, 1)
@@ -348,6 +463,12 @@ func (p *Producer) flushStats() {
 func (p *Producer) poll() (bool, error) {
 	if p.r.consState.Load() == le32(stateClosed) {
 		return false, p.r.errorf("send: consumer %w", ErrClosed)
+	}
+	if p.slot != nil {
+		// MPSC: room for the frame and the worst padding; claim decides
+		// exactly.
+		t, h := le64(p.r.tail.Load()), le64(p.r.head.Load())
+		return h >= t || t-h+uint64(2*p.need+nextHeaderReserve) <= uint64(p.r.geo.capacity), nil
 	}
 	if err := p.reloadHead(); err != nil {
 		return false, err
@@ -388,11 +509,26 @@ func (p *Producer) Close() error {
 		return nil
 	}
 	p.closed = true
-	p.resOff = -1
 	r := p.r
-	r.tail.Store(le64(p.tail))
-	p.flushStats()
-	r.prodState.Store(le32(stateClosed))
+	if p.slot != nil {
+		if p.resOff >= 0 {
+			// The open reservation owns claimed space: hand it over as
+			// padding, which the consumer skips.
+			frame := r.data[p.resOff : p.resOff+codec.FrameSize(p.resLen, p.flags)]
+			if l, err := codec.SealPadding(frame); err == nil {
+				r.words[p.resOff/4].CompareAndSwap(0, le32(uint32(l)))
+			}
+		}
+		p.resOff = -1
+		p.slot.claim.Store(le64(noClaim))
+		p.flushStats()
+		p.slot.state.Store(le32(stateClosed))
+	} else {
+		p.resOff = -1
+		r.tail.Store(le64(p.tail))
+		p.flushStats()
+		r.prodState.Store(le32(stateClosed))
+	}
 	r.consSeq.Add(1)
 	if _, err := futex.WakeAtomic(r.consSeq, 1); err != nil {
 		return r.errorf("producer close: %w", err)

@@ -48,6 +48,10 @@ var (
 	// ErrPeerDead: the peer this side waits for died: its role lock was
 	// dropped by the kernel without a clean close.
 	ErrPeerDead = errors.New("ring: peer died")
+	// ErrSkipped: the consumer gave up on this MPSC record because its
+	// producer stalled past the unblock timeout; the message was not
+	// delivered, and nothing was corrupted.
+	ErrSkipped = errors.New("ring: record skipped by the consumer")
 	// ErrPending: Reserve while a reservation is open, Commit without one,
 	// or Peek while a peeked message is not released.
 	ErrPending = errors.New("ring: reservation state")
@@ -139,6 +143,8 @@ type Ring struct {
 	prodSeq, prodWaiters, prodState *atomic.Uint32
 	stats                           [6]*atomic.Uint64 // recv msgs, bytes, skipped, sent msgs, bytes, full
 
+	slots []slotWords // the producer slot table
+
 	data  []byte          // the data region, exactly capacity bytes
 	words []atomic.Uint32 // data viewed as 32-bit words, for length words
 
@@ -146,6 +152,25 @@ type Ring struct {
 	closed  bool
 	locks   []*shm.Lock // owner and attached locks of this handle
 	handles []io.Closer // Producers and Consumers taken from this handle
+}
+
+// slotWords are the fields of one producer slot.
+type slotWords struct {
+	state, pid *atomic.Uint32
+	claim      *atomic.Uint64
+	length     *atomic.Uint32
+}
+
+// covers reports whether the slot's claim, read now, covers position pos,
+// and returns the claim's start and end. The claim is read again after its length,
+// so a producer moving on to its next claim is not mistaken for this one.
+func (s *slotWords) covers(pos uint64) (start, end uint64, ok bool) {
+	start = le64(s.claim.Load())
+	n := uint64(le32(s.length.Load()))
+	if start == noClaim || n == 0 || start > pos || pos-start >= n || le64(s.claim.Load()) != start {
+		return 0, 0, false
+	}
+	return start, start + n, true
 }
 
 // geometry is the validated header.
@@ -176,9 +201,6 @@ func (g *geometry) maxPayload() int { return g.maxFrame - codec.HeaderLen(g.fram
 // The returned Ring is the segment's owner. Close leaves the segment in
 // place; Unlink removes it.
 func Create(name string, o Options) (*Ring, error) {
-	if o.Mode == MPSC {
-		return nil, fmt.Errorf("ring: create %q: MPSC rings are not supported by this build yet: %w", name, ErrBadOptions)
-	}
 	g, err := o.geometry()
 	if err != nil {
 		return nil, fmt.Errorf("ring: create %q: %w", name, err)
@@ -275,7 +297,7 @@ func (o Options) geometry() (geometry, error) {
 		return g, fmt.Errorf("max message %d: %w", o.MaxMessage, ErrBadOptions)
 	case o.MaxMessage == 0:
 		g.maxFrame = limit
-	case codec.FrameSize(o.MaxMessage, g.frameFlag) > limit:
+	case o.MaxMessage > limit || codec.FrameSize(o.MaxMessage, g.frameFlag) > limit:
 		return g, fmt.Errorf("max message %d needs a capacity of at least %d: %w",
 			o.MaxMessage, 2*codec.FrameSize(o.MaxMessage, g.frameFlag), ErrBadOptions)
 	default:
@@ -317,11 +339,45 @@ func Open(name string, o AttachOptions) (*Ring, error) {
 			}
 			return r, nil
 		}
-		if !errors.Is(err, ErrNotReady) || time.Now().After(deadline) {
+		if errors.Is(err, ErrNotReady) && time.Now().After(deadline) {
+			return nil, fmt.Errorf("ring: open %q: %w", name, notReadyOrForeign(name, opts, err))
+		}
+		if !errors.Is(err, ErrNotReady) {
 			return nil, fmt.Errorf("ring: open %q: %w", name, err)
 		}
 		time.Sleep(pause)
 	}
+}
+
+// notReadyOrForeign is the verdict on a header still unpublished when the
+// attach timeout ran out: a header with nothing in it, or with only what
+// Create writes first, is a ring not ready; anything else is foreign.
+func notReadyOrForeign(name string, opts []shm.Option, err error) error {
+	seg, oerr := shm.Open(name, append(opts, shm.ReadOnly())...)
+	if oerr != nil {
+		return err
+	}
+	defer seg.Close()
+	b := seg.Bytes()
+	if len(b) < headerFields {
+		return err
+	}
+	// Before publishing, Create has written header fields only: the
+	// control blocks after them are still zero.
+	v := binary.LittleEndian.Uint32(b[offVersion:])
+	if (v == layoutVersion || allZero(b[:headerFields])) && allZero(b[headerFields:min(len(b), offSlotTable)]) {
+		return err
+	}
+	return fmt.Errorf("magic 0 and header bytes that Create would not write: %w", ErrForeign)
+}
+
+func allZero(b []byte) bool {
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // openOnce maps the segment and validates its header.
@@ -353,7 +409,18 @@ func validate(b []byte) (geometry, error) {
 	}
 	m := le64(magicWord(b).Load())
 	switch {
-	case m == 0 && allZero(b[:min(len(b), 1024)]):
+	case m == 0 && len(b) >= headerFields:
+		// Create writes the magic last: until then the ring is being
+		// built, unless the header already shows a foreign hand.
+		if v := binary.LittleEndian.Uint32(b[offVersion:]); v != 0 && v != layoutVersion {
+			return g, fmt.Errorf("magic 0, version word %#x: %w", v, ErrForeign)
+		}
+		if !allZero(b[headerFields:min(len(b), offSlotTable)]) {
+			// Create writes only header fields before it publishes.
+			return g, fmt.Errorf("magic 0 with data in the control blocks: %w", ErrForeign)
+		}
+		return g, fmt.Errorf("header not published: %w", ErrNotReady)
+	case m == 0:
 		return g, fmt.Errorf("header not published: %w", ErrNotReady)
 	case m != magic:
 		return g, fmt.Errorf("magic %#016x: %w", m, ErrForeign)
@@ -407,15 +474,6 @@ func validate(b []byte) (geometry, error) {
 	return g, nil
 }
 
-func allZero(b []byte) bool {
-	for _, c := range b {
-		if c != 0 {
-			return false
-		}
-	}
-	return true
-}
-
 // attach resolves the control words of a validated segment.
 func attach(seg *shm.Segment, g geometry, w Wait) (*Ring, error) {
 	b := seg.Bytes()
@@ -436,6 +494,15 @@ func attach(seg *shm.Segment, g geometry, w Wait) (*Ring, error) {
 	r.prodSeq, r.prodWaiters, r.prodState = u32(offProdSeq), u32(offProdWaiters), u32(offProdState)
 	for i, off := range [...]int{offStatRecvMsgs, offStatRecvBytes, offStatSkipped, offStatSentMsgs, offStatSentBytes, offStatFull} {
 		r.stats[i] = u64(off)
+	}
+	r.slots = make([]slotWords, g.slots)
+	for i := range r.slots {
+		base := offSlotTable + i*slotSize
+		r.slots[i] = slotWords{state: u32(base + offSlotState), pid: u32(base + offSlotPID),
+			claim: u64(base + offSlotClaim), length: u32(base + offSlotLen)}
+	}
+	if err != nil {
+		return nil, err
 	}
 	r.data = b[g.dataOff : g.dataOff+g.capacity : g.dataOff+g.capacity]
 	r.words, err = shm.View[atomic.Uint32](r.data, 0, g.capacity/4)

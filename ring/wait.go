@@ -68,7 +68,14 @@ type Wait struct {
 	// and the longest a parked side sleeps between checks; 0 means
 	// DefaultPeerCheck. A dead peer is reported within about this time.
 	PeerCheck time.Duration
+	// Unblock is how long an MPSC consumer waits for a live producer to
+	// commit a record it claimed before skipping it; 0 means
+	// DefaultUnblock. A dead producer's record is skipped at once.
+	Unblock time.Duration
 }
+
+// DefaultUnblock is the default Wait.Unblock.
+const DefaultUnblock = time.Second
 
 func (w Wait) withDefaults() Wait {
 	if w.Spin <= 0 {
@@ -79,6 +86,9 @@ func (w Wait) withDefaults() Wait {
 	}
 	if w.PeerCheck <= 0 {
 		w.PeerCheck = DefaultPeerCheck
+	}
+	if w.Unblock <= 0 {
+		w.Unblock = DefaultUnblock
 	}
 	return w
 }

@@ -1,0 +1,258 @@
+package ring
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"io"
+	"sync"
+	"testing"
+	"time"
+)
+
+// mpscRing makes an MPSC ring for the stall tests.
+func mpscRing(t *testing.T, unblock time.Duration) *Ring {
+	t.Helper()
+	r, err := Create("", Options{Dir: t.TempDir(), Mode: MPSC, Slots: 4, Capacity: 4096,
+		Wait: Wait{Unblock: unblock, PeerCheck: 5 * time.Millisecond}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	return r
+}
+
+// die makes a producer look like a process that died: its lock is dropped
+// and nothing else happens, its claim stays as it was.
+func die(p *Producer) { p.lock.Unlock() }
+
+// recvWithin receives with a deadline.
+func recvWithin(c *Consumer, d time.Duration) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	return c.RecvContext(ctx)
+}
+
+// TestStallCases: a record at the consumer's head that will never be
+// committed is skipped, the ring goes on, and the skip is counted.
+func TestStallCases(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		// stall leaves an uncommitted record from producer p at the head.
+		stall    func(t *testing.T, r *Ring, p *Producer)
+		wantDead bool
+		wantSlot bool
+	}{
+		{"dead producer, zero header after the tail moved", func(t *testing.T, r *Ring, p *Producer) {
+			if _, err := p.Reserve(100); err != nil {
+				t.Fatal(err)
+			}
+			die(p)
+		}, true, true},
+		{"dead producer, negative length", func(t *testing.T, r *Ring, p *Producer) {
+			if _, err := p.Reserve(100); err != nil {
+				t.Fatal(err)
+			}
+			neg := int32(-108)
+			binary.LittleEndian.PutUint32(r.data[p.resOff:], uint32(neg))
+			die(p)
+		}, true, true},
+		{"dead producer after the padding of a wrapped record", func(t *testing.T, r *Ring, p *Producer) {
+			// Fill most of a lap and drain it, so the next claim wraps.
+			c := r.handles[0].(*Consumer)
+			for range 9 {
+				if err := p.Send(make([]byte, 400)); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := c.TryRecv(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if _, err := p.Reserve(1000); err != nil {
+				t.Fatal(err)
+			}
+			if p.resOff != 0 {
+				t.Fatalf("reservation at %d, want a wrap to 0", p.resOff)
+			}
+			die(p)
+		}, true, true},
+		{"claim with no slot, zero header", func(t *testing.T, r *Ring, p *Producer) {
+			// A writer outside the slot protocol moved the tail and died.
+			tl := le64(r.tail.Load())
+			r.tail.Store(le64(tl + 64))
+			die(p)
+		}, false, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := mpscRing(t, 30*time.Millisecond)
+			c, err := r.Consumer()
+			if err != nil {
+				t.Fatal(err)
+			}
+			var skips []Skip
+			c.OnSkip(func(s Skip) { skips = append(skips, s) })
+			p, _ := r.Producer()
+			tc.stall(t, r, p)
+			q, err := r.Producer() // a live producer sends after the stalled record
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := q.Send([]byte("after the stall")); err != nil {
+				t.Fatal(err)
+			}
+			got, err := recvWithin(c, 5*time.Second)
+			if err != nil || string(got) != "after the stall" {
+				t.Fatalf("after the stalled record: %q %v", got, err)
+			}
+			if len(skips) != 1 || skips[0].OwnerDead != tc.wantDead || (skips[0].Slot >= 0) != tc.wantSlot {
+				t.Fatalf("skips %+v", skips)
+			}
+			c.flushStats()
+			if s := r.Stats(); s.Skipped != 1 {
+				t.Fatalf("stats count %d skips", s.Skipped)
+			}
+			// The ring keeps working for many laps after the skip.
+			for i := range 200 {
+				if err := q.Send(make([]byte, i)); err != nil {
+					t.Fatal(err)
+				}
+				if m, err := c.TryRecv(); err != nil || len(m) != i {
+					t.Fatalf("message %d after the skip: %v", i, err)
+				}
+			}
+		})
+	}
+}
+
+// TestStalledLiveProducerCommitsLate: a live producer that holds a claim
+// past Unblock has its record skipped; its late Commit fails with
+// ErrSkipped and writes nothing anyone reads; the space it held comes back
+// once it lets go, and the ring carries on.
+func TestStalledLiveProducerCommitsLate(t *testing.T) {
+	r := mpscRing(t, 20*time.Millisecond)
+	c, _ := r.Consumer()
+	var skips []Skip
+	c.OnSkip(func(s Skip) { skips = append(skips, s) })
+	slow, _ := r.Producer()
+	fast, _ := r.Producer()
+	buf, err := slow.Reserve(200)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := fast.Send([]byte("fast")); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	got, err := recvWithin(c, 5*time.Second)
+	if err != nil || string(got) != "fast" {
+		t.Fatalf("%q %v", got, err)
+	}
+	if d := time.Since(start); d < 20*time.Millisecond {
+		t.Fatalf("skipped a live producer's record after %v, before Unblock", d)
+	}
+	if len(skips) != 1 || skips[0].OwnerDead {
+		t.Fatalf("skips %+v", skips)
+	}
+	// The skipped space is pinned: the shared head stays before it.
+	if h := le64(r.head.Load()); h > skips[0].Position {
+		t.Fatalf("head %d moved past the pinned record at %d", h, skips[0].Position)
+	}
+	copy(buf, "late")
+	if err := slow.Commit(); !errors.Is(err, ErrSkipped) {
+		t.Fatalf("late Commit: %v, want ErrSkipped", err)
+	}
+	// Many laps: the pinned space is released and nothing is corrupted.
+	for i := range 300 {
+		p := []*Producer{slow, fast}[i%2]
+		if err := p.Send(make([]byte, 50+i%100)); err != nil {
+			t.Fatal(err)
+		}
+		if m, err := recvWithin(c, 5*time.Second); err != nil || len(m) != 50+i%100 {
+			t.Fatalf("message %d: %v", i, err)
+		}
+	}
+	if len(c.pins) != 0 {
+		t.Fatal("pin never resolved")
+	}
+}
+
+// TestMPSCGoroutines: many producer goroutines, one consumer; each
+// producer's messages arrive in order, none lost or twice. Run with -race.
+func TestMPSCGoroutines(t *testing.T) {
+	for _, mode := range []WaitMode{Adaptive, Block} {
+		t.Run(mode.String(), func(t *testing.T) {
+			r, err := Create("", Options{Dir: t.TempDir(), Mode: MPSC, Slots: 8, Capacity: 8192, Checksum: true, Wait: Wait{Mode: mode}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r.Close()
+			c, _ := r.Consumer()
+			const producers, each = 8, 5000
+			var wg sync.WaitGroup
+			for id := range producers {
+				p, err := r.Producer()
+				if err != nil {
+					t.Fatal(err)
+				}
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					msg := make([]byte, 300)
+					for seq := range each {
+						n := 8 + (seq*7+id)%290
+						binary.LittleEndian.PutUint32(msg, uint32(id))
+						binary.LittleEndian.PutUint32(msg[4:], uint32(seq))
+						if err := p.Send(msg[:n]); err != nil {
+							t.Error(err)
+							return
+						}
+					}
+					p.Close()
+				}()
+			}
+			next := make([]int, producers)
+			for total := 0; ; total++ {
+				m, err := recvWithin(c, 10*time.Second)
+				if errors.Is(err, errEOF) {
+					if total != producers*each {
+						t.Fatalf("EOF after %d of %d", total, producers*each)
+					}
+					break
+				}
+				if err != nil {
+					t.Fatalf("after %d: %v", total, err)
+				}
+				id, seq := binary.LittleEndian.Uint32(m), int(binary.LittleEndian.Uint32(m[4:]))
+				if seq != next[id] || len(m) != 8+(seq*7+int(id))%290 {
+					t.Fatalf("producer %d: got message %d (%d bytes), want %d", id, seq, len(m), next[id])
+				}
+				next[id]++
+			}
+			wg.Wait()
+			if _, err := r.Producer(); err != nil {
+				t.Fatalf("slots not free after Close: %v", err)
+			}
+		})
+	}
+}
+
+func TestMPSCSlotsBusy(t *testing.T) {
+	r, err := Create("", Options{Dir: t.TempDir(), Mode: MPSC, Slots: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	a, _ := r.Producer()
+	if _, err := r.Producer(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Producer(); !errors.Is(err, ErrBusy) {
+		t.Fatalf("third producer on two slots: %v, want ErrBusy", err)
+	}
+	a.Close()
+	if _, err := r.Producer(); err != nil {
+		t.Fatalf("slot not free after Close: %v", err)
+	}
+}
+
+var errEOF = io.EOF
