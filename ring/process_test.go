@@ -73,6 +73,9 @@ func child(role string) error {
 	o := ring.AttachOptions{Dir: os.Getenv(envDir), Wait: ring.Wait{Mode: wm, PeerCheck: 20 * time.Millisecond}}
 	name := os.Getenv(envName)
 	n, _ := strconv.Atoi(os.Getenv(envCount))
+	if ok, err := mpscChild(role, o, name, n); ok {
+		return err
+	}
 	switch role {
 	case "produce": // n messages of random sizes, through Reserve/Commit
 		p, err := ring.OpenProducer(name, o)
