@@ -3,6 +3,7 @@ package ring_test
 import (
 	"fmt"
 	"io"
+	"os/exec"
 	"testing"
 
 	"github.com/ringwire/ringwire/ring"
@@ -128,4 +129,113 @@ func BenchmarkMemcpy(b *testing.B) {
 			}
 		})
 	}
+}
+
+// BenchmarkMPSC streams 64 B and 1 KiB messages from 1, 2 and 4 producers
+// to one consumer, as goroutines and as processes. spsc/1p is the SPSC
+// ring with the same work, for the side-by-side ratio.
+func BenchmarkMPSC(b *testing.B) {
+	for _, size := range []int{64, 1024} {
+		b.Run(fmt.Sprintf("goroutines/spsc/1p/%d", size), func(b *testing.B) { benchMany(b, ring.SPSC, 1, size) })
+		for _, n := range []int{1, 2, 4} {
+			b.Run(fmt.Sprintf("goroutines/mpsc/%dp/%d", n, size), func(b *testing.B) { benchMany(b, ring.MPSC, n, size) })
+		}
+		for _, n := range []int{1, 2, 4} {
+			b.Run(fmt.Sprintf("processes/mpsc/%dp/%d", n, size), func(b *testing.B) { benchManyProcesses(b, n, size) })
+		}
+	}
+}
+
+// benchMany: n producer goroutines share b.N messages; the consumer
+// receives them with RecvAppend.
+func benchMany(b *testing.B, mode ring.Mode, n, size int) {
+	r := newRing(b, ring.Options{Capacity: benchCapacity, Mode: mode})
+	c, err := r.Consumer()
+	if err != nil {
+		b.Fatal(err)
+	}
+	msg := make([]byte, size)
+	buf := make([]byte, 0, size)
+	b.SetBytes(int64(size))
+	b.ReportAllocs()
+	b.ResetTimer()
+	done := make(chan error, n)
+	for i := range n {
+		p, err := r.Producer()
+		if err != nil {
+			b.Fatal(err)
+		}
+		go func() {
+			for range b.N/n + boolInt(i < b.N%n) {
+				if err := p.Send(msg); err != nil {
+					done <- err
+					return
+				}
+			}
+			done <- nil
+		}()
+	}
+	for range b.N {
+		if _, err := c.RecvAppend(buf[:0]); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for range n {
+		if err := <-done; err != nil {
+			b.Fatal(err)
+		}
+	}
+	reportRate(b)
+}
+
+// benchManyProcesses: n producer processes share b.N messages.
+func benchManyProcesses(b *testing.B, n, size int) {
+	dir := b.TempDir()
+	r := newRing(b, ring.Options{Dir: dir, Capacity: benchCapacity, Mode: ring.MPSC})
+	c, err := r.Consumer()
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(int64(size))
+	b.ReportAllocs()
+	cmds := make([]*exec.Cmd, n)
+	for i := range n {
+		// One extra message each, received before the clock starts.
+		cmds[i] = startBenchChild(b, r, dir, size, 1+b.N/n+boolInt(i < b.N%n))
+	}
+	buf := make([]byte, 0, size)
+	// io.EOF only says that every producer attached so far has closed;
+	// the others may not have attached yet.
+	recv := func() {
+		for {
+			_, err := c.RecvAppend(buf[:0])
+			if err == nil {
+				return
+			}
+			if err != io.EOF {
+				b.Fatal(err)
+			}
+		}
+	}
+	for range n {
+		recv()
+	}
+	b.ResetTimer()
+	for range b.N {
+		recv()
+	}
+	b.StopTimer()
+	for _, cmd := range cmds {
+		if err := cmd.Wait(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	reportRate(b)
+}
+
+func boolInt(v bool) int {
+	if v {
+		return 1
+	}
+	return 0
 }
