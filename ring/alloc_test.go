@@ -1,6 +1,7 @@
 package ring_test
 
 import (
+	"fmt"
 	"testing"
 
 	"github.com/ringwire/ringwire/ring"
@@ -9,8 +10,10 @@ import (
 // TestHotPathsAllocateNothing: sending and the append and zero-copy
 // receives allocate nothing, with and without checksums.
 func TestHotPathsAllocateNothing(t *testing.T) {
-	for _, checksum := range []bool{false, true} {
-		r := newRing(t, ring.Options{Capacity: 1 << 16, Checksum: checksum})
+	for _, o := range []ring.Options{{}, {Checksum: true}, {Mode: ring.MPSC}, {Mode: ring.MPSC, Checksum: true}} {
+		o.Capacity = 1 << 16
+		checksum := fmt.Sprintf("%v, checksum %v", o.Mode, o.Checksum)
+		r := newRing(t, o)
 		p, c := roles(t, r)
 		msg := make([]byte, 100)
 		buf := make([]byte, 0, 256)
@@ -74,10 +77,10 @@ func TestHotPathsAllocateNothing(t *testing.T) {
 				}
 			})
 			if err != nil {
-				t.Fatalf("%s (checksum %v): %v", tc.name, checksum, err)
+				t.Fatalf("%s (%s): %v", tc.name, checksum, err)
 			}
 			if allocs != 0 {
-				t.Errorf("%s (checksum %v): %v allocations per message, want 0", tc.name, checksum, allocs)
+				t.Errorf("%s (%s): %v allocations per message, want 0", tc.name, checksum, allocs)
 			}
 		}
 	}
