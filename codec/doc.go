@@ -49,7 +49,8 @@
 // writes it as plain bytes; publishing is the ring's job. A writer therefore
 // uses the package like this:
 //
-//  1. claim the space (the ring stores a negative length);
+//  1. claim the space, with its length word still 0 (how depends on the
+//     ring's mode: see package ring);
 //  2. write the payload in place, at frame[HeaderLen(f):];
 //  3. call [Seal], which fills in type, flags and checksum but does not
 //     touch the length word, and returns the length to publish;

@@ -508,8 +508,11 @@ func (c *Consumer) peerMPSC() error {
 	return nil
 }
 
-func (c *Consumer) announce() { c.r.consParked.Store(le32(1)) }
-func (c *Consumer) retract()  { c.r.consParked.Store(0) }
+func (c *Consumer) announce() {
+	c.flushStats() // an idle side's counters are current
+	c.r.consParked.Store(le32(1))
+}
+func (c *Consumer) retract() { c.r.consParked.Store(0) }
 
 // Close gives up the consumer role. A producer waiting for room, or
 // sending afterwards, gets ErrClosed. A peeked message that was not

@@ -86,7 +86,11 @@ import "github.com/ringwire/ringwire/codec"
 //	byte 1024 + i*128      exclusive, producer slot i
 //
 // Invariants, which every reader checks rather than trusts:
-//   - head <= tail <= head + capacity.
+//   - head <= T <= head + capacity - 8, where T is the producer's true tail
+//     (the end of its last committed record). The shared SPSC tail may lag
+//     T, and so lie below head; readers reject a tail more than the
+//     capacity ahead of head. In MPSC the shared tail is T's claim: head <=
+//     tail <= head + capacity.
 //   - Records start at 8-byte aligned offsets and never cross the end of
 //     the data region: a record that would is preceded by a padding frame
 //     that runs exactly to the end, and is written at offset 0.

@@ -146,11 +146,12 @@ func (p *Producer) recoverTail() error {
 		return r.corrupt(t, "cursors not %d-aligned: head %d, tail %d", codec.Align, h, t)
 	case t > h && t-h > capacity:
 		return r.corrupt(t, "tail is more than the capacity ahead of head %d", h)
-	case h > t && h-t > 2*uint64(r.geo.maxFrame):
-		// The tail may lag the records the consumer took by one record and
-		// its padding, no more.
-		return r.corrupt(t, "head %d is beyond the tail", h)
+	case h > t && h-t > capacity:
+		return r.corrupt(t, "head %d is more than the capacity past the tail", h)
 	}
+	// The shared tail lags the commits (SendBatch publishes it once per
+	// run): records below head were committed and consumed.
+	t = max(t, h)
 	for range r.geo.capacity / codec.Align {
 		off := int(t & r.geo.mask)
 		if r.words[off/4].Load() == 0 {
@@ -498,8 +499,11 @@ func (p *Producer) peer() error {
 	return nil
 }
 
-func (p *Producer) announce() { addLE32(p.r.prodWaiters, 1) }
-func (p *Producer) retract()  { addLE32(p.r.prodWaiters, ^uint32(0)) }
+func (p *Producer) announce() {
+	p.flushStats() // an idle side's counters are current
+	addLE32(p.r.prodWaiters, 1)
+}
+func (p *Producer) retract() { addLE32(p.r.prodWaiters, ^uint32(0)) }
 
 // Close gives up the producer role. A consumer drains what was sent and
 // then gets io.EOF. An open reservation is dropped, unseen. Calling Close

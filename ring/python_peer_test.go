@@ -1,0 +1,669 @@
+package ring
+
+// Cross-language tests: testdata/peer.py is a ringwire SPSC consumer and
+// producer written in Python from docs/LAYOUT.md alone. Running it against
+// the Go implementation proves that the document describes the bytes and the
+// protocol the Go code uses: header, cursors, records, padding, the
+// pre-zeroed length word, the wake-up protocol, state words and locks.
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"testing"
+	"time"
+)
+
+// pyPython returns the python3 to run testdata/peer.py with, or skips the
+// test. dataPath says the test moves messages: peer.py then relies on x86's
+// ordering of plain loads and stores (see its module comment).
+func pyPython(t *testing.T, dataPath bool) string {
+	t.Helper()
+	py, err := exec.LookPath("python3")
+	if err != nil {
+		t.Skipf("skipping: python3 is not installed (%v); these tests run testdata/peer.py", err)
+	}
+	if dataPath && runtime.GOARCH != "amd64" && runtime.GOARCH != "386" {
+		t.Skipf("skipping: testdata/peer.py relies on x86 (TSO) ordering of plain loads and stores, and GOARCH is %s", runtime.GOARCH)
+	}
+	return py
+}
+
+// pyResult is what peer.py prints.
+type pyResult struct {
+	Error    string `json:"error"`
+	Detail   string `json:"detail"`
+	Count    int    `json:"count"`
+	Bytes    int64  `json:"bytes"`
+	SHA256   string `json:"sha256"`
+	Head     uint64 `json:"head"`
+	Tail     uint64 `json:"tail"`
+	FirstBad *int   `json:"first_bad"`
+
+	// info
+	Version        uint32 `json:"version"`
+	Flags          uint32 `json:"flags"`
+	Capacity       int    `json:"capacity"`
+	DataOffset     int    `json:"data_offset"`
+	SegmentSize    int    `json:"segment_size"`
+	MaxFrame       int    `json:"max_frame"`
+	Slots          int    `json:"slots"`
+	CreatedNs      int64  `json:"created_ns"`
+	CreatorPID     int    `json:"creator_pid"`
+	MaxPayload     int    `json:"max_payload"`
+	ConsumerState  uint32 `json:"consumer_state"`
+	ProducerState  uint32 `json:"producer_state"`
+	OwnerAlive     bool   `json:"owner_alive"`
+	Attached       bool   `json:"attached"`
+	ConsumerAlive  bool   `json:"consumer_alive"`
+	ProducerAlive  bool   `json:"producer_alive"`
+	ProducerPID    int    `json:"producer_pid"`
+	Received       uint64 `json:"received"`
+	ReceivedBytes  uint64 `json:"received_bytes"`
+	Sent           uint64 `json:"sent"`
+	SentBytes      uint64 `json:"sent_bytes"`
+	StatFullTimes  uint64 `json:"full"`
+	exitCode       int
+	stdout, stderr string
+}
+
+// pyProc is a running peer.py.
+type pyProc struct {
+	cmd            *exec.Cmd
+	stdout, stderr bytes.Buffer
+	done           chan struct{} // closed when the process has exited
+	err            error         // from Wait, valid after done
+}
+
+// pyStart runs peer.py with args. ctx bounds its life: a peer that hangs is
+// killed when ctx ends, so a broken peer fails the test instead of hanging it.
+func pyStart(t *testing.T, ctx context.Context, py string, args ...string) *pyProc {
+	t.Helper()
+	p := &pyProc{done: make(chan struct{})}
+	p.cmd = exec.CommandContext(ctx, py, append([]string{filepath.Join("testdata", "peer.py")}, args...)...)
+	p.cmd.Stdout, p.cmd.Stderr = &p.stdout, &p.stderr
+	p.cmd.WaitDelay = 5 * time.Second
+	if err := p.cmd.Start(); err != nil {
+		t.Fatalf("start peer.py: %v", err)
+	}
+	go func() {
+		p.err = p.cmd.Wait()
+		close(p.done)
+	}()
+	t.Cleanup(func() {
+		p.cmd.Process.Kill()
+		<-p.done
+	})
+	return p
+}
+
+// result waits for the peer to exit and parses what it printed.
+func (p *pyProc) result(t *testing.T, ctx context.Context) pyResult {
+	t.Helper()
+	select {
+	case <-p.done:
+	case <-ctx.Done():
+		p.cmd.Process.Kill()
+		<-p.done
+		t.Fatalf("peer.py did not finish in time; stderr:\n%s", p.stderr.String())
+	}
+	var res pyResult
+	res.stdout, res.stderr = p.stdout.String(), p.stderr.String()
+	res.exitCode = p.cmd.ProcessState.ExitCode()
+	if err := json.Unmarshal(bytes.TrimSpace(p.stdout.Bytes()), &res); err != nil {
+		t.Fatalf("peer.py (%v) printed no result: %v\nstdout:\n%s\nstderr:\n%s", p.err, err, res.stdout, res.stderr)
+	}
+	return res
+}
+
+// report is a peer's state, for failure messages.
+func (p *pyProc) report() string {
+	select {
+	case <-p.done:
+		return fmt.Sprintf("peer.py exited (%v): %s %s", p.err, bytes.TrimSpace(p.stdout.Bytes()), bytes.TrimSpace(p.stderr.Bytes()))
+	default:
+		return "peer.py still running"
+	}
+}
+
+// pyPattern is the deterministic message sequence of peer.py's module
+// comment: message i has (i*7919) % (maxLen+1) bytes, taken from a fixed
+// pool at (i*37) % 4096.
+type pyPattern struct {
+	pool   []byte
+	maxLen int
+}
+
+func newPyPattern(maxLen int) *pyPattern {
+	pool := make([]byte, 4096+maxLen)
+	for k := range pool {
+		pool[k] = byte((k * 131) ^ (k >> 3))
+	}
+	return &pyPattern{pool: pool, maxLen: maxLen}
+}
+
+func (p *pyPattern) msg(i int) []byte {
+	n := (i * 7919) % (p.maxLen + 1)
+	s := (i * 37) % 4096
+	return p.pool[s : s+n : s+n]
+}
+
+// pyDigest is peer.py's summary: SHA-256 over each message's length (u32,
+// little-endian) and payload, in order.
+type pyDigest struct {
+	h     hash.Hash
+	count int
+	bytes int64
+}
+
+func newPyDigest() *pyDigest { return &pyDigest{h: sha256.New()} }
+
+func (d *pyDigest) add(m []byte) {
+	var n [4]byte
+	binary.LittleEndian.PutUint32(n[:], uint32(len(m)))
+	d.h.Write(n[:])
+	d.h.Write(m)
+	d.count++
+	d.bytes += int64(len(m))
+}
+
+func (d *pyDigest) sum() string { return hex.EncodeToString(d.h.Sum(nil)) }
+
+// pyPeerCheck is the Go side's peer-check interval in the data tests. A
+// parked Go side sleeps that long unless the Python peer wakes it, so a lost
+// wake-up shows as an operation that took about that long, and fails the
+// test at once.
+const pyPeerCheck = 10 * time.Second
+
+type pyCase struct {
+	name     string
+	checksum bool
+	wait     WaitMode
+	n        int
+	maxLen   int
+}
+
+// The Block cases park the Go side whenever it has to wait, so every wait is
+// ended by a futex wake-up from Python; the Adaptive cases mostly spin.
+// "largest" sends payloads up to the ring's maximum (2040 bytes in 4096), so
+// that padding frames of every size occur.
+var pyCases = []pyCase{
+	{"block", false, Block, 20000, 1000},
+	{"adaptive", false, Adaptive, 20000, 1000},
+	{"checksum", true, Block, 4000, 1000},
+	{"largest", false, Block, 4000, 2040},
+}
+
+// TestPythonConsumer: a Go producer sends, the Python consumer receives.
+func TestPythonConsumer(t *testing.T) {
+	py := pyPython(t, true)
+	for _, tc := range pyCases {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
+			dir := t.TempDir()
+			r, err := Create("pyconsumer", Options{Capacity: 4096, Checksum: tc.checksum, Dir: dir,
+				Wait: Wait{Mode: tc.wait, PeerCheck: pyPeerCheck}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { r.Close() })
+
+			proc := pyStart(t, ctx, py, "consume", filepath.Join(dir, r.Name()),
+				"--timeout", "100", "--check-pattern", strconv.Itoa(tc.maxLen))
+			// A peer that exits early must end the sends, not leave them
+			// waiting for room.
+			sendCtx, stop := context.WithCancel(ctx)
+			defer stop()
+			go func() {
+				<-proc.done
+				stop()
+			}()
+
+			p, err := r.Producer()
+			if err != nil {
+				t.Fatal(err)
+			}
+			pat, want := newPyPattern(tc.maxLen), newPyDigest()
+			var slowest time.Duration
+			for i := range tc.n {
+				m := pat.msg(i)
+				start := time.Now()
+				if err := p.SendContext(sendCtx, m); err != nil {
+					t.Fatalf("send %d: %v; %s", i, err, proc.report())
+				}
+				if d := time.Since(start); d >= pyPeerCheck/2 {
+					t.Fatalf("send %d took %v: the producer slept through a wake-up python owed it", i, d)
+				} else {
+					slowest = max(slowest, d)
+				}
+				want.add(m)
+			}
+			if err := p.Close(); err != nil {
+				t.Fatal(err)
+			}
+
+			res := proc.result(t, ctx)
+			if res.Error != "" || res.exitCode != 0 {
+				t.Fatalf("peer.py failed (exit %d): %s: %s\n%s", res.exitCode, res.Error, res.Detail, res.stderr)
+			}
+			if res.Count != want.count || res.Bytes != want.bytes || res.SHA256 != want.sum() {
+				t.Errorf("python received %d messages, %d bytes, sha256 %s; Go sent %d, %d bytes, sha256 %s",
+					res.Count, res.Bytes, res.SHA256, want.count, want.bytes, want.sum())
+			}
+			if res.FirstBad == nil || *res.FirstBad != -1 {
+				t.Errorf("python: first message that differs from the pattern: %v", res.FirstBad)
+			}
+			st := r.Stats()
+			if st.Received != uint64(tc.n) || st.ReceivedBytes != uint64(want.bytes) {
+				t.Errorf("consumer statistics written by python: %d messages, %d bytes; want %d, %d",
+					st.Received, st.ReceivedBytes, tc.n, want.bytes)
+			}
+			if st.Head != res.Head || st.Head != st.Tail {
+				t.Errorf("head %d (python says %d), tail %d: want all equal", st.Head, res.Head, st.Tail)
+			}
+			t.Logf("%d messages, %d bytes; slowest send %v", res.Count, res.Bytes, slowest)
+		})
+	}
+}
+
+// TestPythonProducer: the Python producer sends, a Go consumer receives.
+func TestPythonProducer(t *testing.T) {
+	py := pyPython(t, true)
+	for _, tc := range pyCases {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
+			dir := t.TempDir()
+			r, err := Create("pyproducer", Options{Capacity: 4096, Checksum: tc.checksum, Dir: dir,
+				Wait: Wait{Mode: tc.wait, PeerCheck: pyPeerCheck}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { r.Close() })
+			c, err := r.Consumer()
+			if err != nil {
+				t.Fatal(err)
+			}
+
+			proc := pyStart(t, ctx, py, "produce", filepath.Join(dir, r.Name()),
+				"--count", strconv.Itoa(tc.n), "--max-len", strconv.Itoa(tc.maxLen), "--timeout", "100")
+			// A peer that fails must end the receives. One that succeeds
+			// closes the ring, and the consumer drains it to io.EOF.
+			recvCtx, stop := context.WithCancel(ctx)
+			defer stop()
+			go func() {
+				<-proc.done
+				if proc.err != nil {
+					stop()
+				}
+			}()
+
+			pat, got := newPyPattern(tc.maxLen), newPyDigest()
+			var slowest time.Duration
+			for {
+				start := time.Now()
+				m, err := c.RecvContext(recvCtx)
+				if errors.Is(err, io.EOF) {
+					break
+				}
+				if err != nil {
+					t.Fatalf("receive %d: %v; %s", got.count, err, proc.report())
+				}
+				if d := time.Since(start); got.count > 0 && d >= pyPeerCheck/2 { // the first waits for python to start
+					t.Fatalf("receive %d took %v: the consumer slept through a wake-up python owed it", got.count, d)
+				} else if got.count > 0 {
+					slowest = max(slowest, d)
+				}
+				if want := pat.msg(got.count); !bytes.Equal(m, want) {
+					t.Fatalf("message %d: got %d bytes %x..., want %d bytes %x...",
+						got.count, len(m), m[:min(len(m), 16)], len(want), want[:min(len(want), 16)])
+				}
+				got.add(m)
+			}
+			if err := c.Close(); err != nil {
+				t.Fatal(err)
+			}
+
+			res := proc.result(t, ctx)
+			if res.Error != "" || res.exitCode != 0 {
+				t.Fatalf("peer.py failed (exit %d): %s: %s\n%s", res.exitCode, res.Error, res.Detail, res.stderr)
+			}
+			if got.count != tc.n || res.Count != got.count || res.Bytes != got.bytes || res.SHA256 != got.sum() {
+				t.Errorf("Go received %d messages, %d bytes, sha256 %s; python sent %d (asked %d), %d bytes, sha256 %s",
+					got.count, got.bytes, got.sum(), res.Count, tc.n, res.Bytes, res.SHA256)
+			}
+			st := r.Stats()
+			if st.Sent != uint64(tc.n) || st.SentBytes != uint64(got.bytes) {
+				t.Errorf("producer statistics written by python: %d messages, %d bytes; want %d, %d",
+					st.Sent, st.SentBytes, tc.n, got.bytes)
+			}
+			if st.Tail != res.Tail || st.Head != st.Tail {
+				t.Errorf("tail %d (python says %d), head %d: want all equal", st.Tail, res.Tail, st.Head)
+			}
+			t.Logf("%d messages, %d bytes; slowest receive %v", got.count, got.bytes, slowest)
+		})
+	}
+}
+
+// TestPythonInfo: python reads the header and the role words and locks as
+// LAYOUT.md describes them, and finds what Go wrote.
+func TestPythonInfo(t *testing.T) {
+	py := pyPython(t, false)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	dir := t.TempDir()
+	before := time.Now()
+	r, err := Create("pyinfo", Options{Capacity: 60000, MaxMessage: 1000, Checksum: true, Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	after := time.Now()
+	t.Cleanup(func() { r.Close() })
+	p, err := r.Producer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := r.Consumer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 300 { // more than one statistics flush
+		if err := p.Send([]byte(strconv.Itoa(i))); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Recv(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st := r.Stats()
+
+	res := pyStart(t, ctx, py, "info", filepath.Join(dir, r.Name())).result(t, ctx)
+	if res.Error != "" {
+		t.Fatalf("peer.py info: %s: %s", res.Error, res.Detail)
+	}
+	type field struct {
+		name      string
+		got, want any
+	}
+	pid := os.Getpid()
+	for _, f := range []field{
+		{"version", res.Version, uint32(1)},
+		{"flags", res.Flags, uint32(flagChecksum)},
+		{"capacity", res.Capacity, 65536},
+		{"data offset", res.DataOffset, 4096},
+		{"segment size", res.SegmentSize, 4096 + 65536},
+		{"max frame", res.MaxFrame, 16 + 1000},
+		{"slots", res.Slots, 1},
+		{"max payload", res.MaxPayload, r.MaxMessage()},
+		{"creator pid", res.CreatorPID, pid},
+		{"consumer state", res.ConsumerState, uint32(stateAttached)},
+		{"producer state", res.ProducerState, uint32(stateAttached)},
+		{"owner lock held", res.OwnerAlive, true},
+		{"attached lock held", res.Attached, true},
+		{"consumer lock held", res.ConsumerAlive, true},
+		{"producer lock held", res.ProducerAlive, true},
+		{"producer pid", res.ProducerPID, pid},
+		{"head", res.Head, st.Head},
+		{"tail", res.Tail, st.Tail},
+		{"received", res.Received, st.Received},
+		{"sent", res.Sent, st.Sent},
+		{"sent bytes", res.SentBytes, st.SentBytes},
+	} {
+		if f.got != f.want {
+			t.Errorf("%s: python read %v, want %v", f.name, f.got, f.want)
+		}
+	}
+	if created := time.Unix(0, res.CreatedNs); created.Before(before.Truncate(time.Microsecond)) || created.After(after) {
+		t.Errorf("created: python read %v, want between %v and %v", created, before, after)
+	}
+	if st.Sent == 0 || st.Received == 0 {
+		t.Errorf("statistics not flushed after 300 messages: %+v", st)
+	}
+
+	// After the roles and the handle close: states 2, every lock free.
+	p.Close()
+	c.Close()
+	r.Close()
+	res = pyStart(t, ctx, py, "info", filepath.Join(dir, r.Name())).result(t, ctx)
+	if res.Error != "" {
+		t.Fatalf("peer.py info: %s: %s", res.Error, res.Detail)
+	}
+	if res.ConsumerState != stateClosed || res.ProducerState != stateClosed ||
+		res.OwnerAlive || res.Attached || res.ConsumerAlive || res.ProducerAlive {
+		t.Errorf("after close, python reads states %d/%d and locks owner %v attached %v consumer %v producer %v; want 2/2 and none held",
+			res.ConsumerState, res.ProducerState, res.OwnerAlive, res.Attached, res.ConsumerAlive, res.ProducerAlive)
+	}
+}
+
+// TestPythonValidates: python's header validation (LAYOUT.md §8.2) and
+// Go's Open reject the same damaged segments with the same errors.
+func TestPythonValidates(t *testing.T) {
+	py := pyPython(t, false)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	dir := t.TempDir()
+	r, err := Create("pyvalid", Options{Capacity: 4096, Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	good, err := os.ReadFile(filepath.Join(dir, r.Name()))
+	r.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	le := binary.LittleEndian
+	edit := func(f func(b []byte) []byte) []byte { return f(bytes.Clone(good)) }
+	for _, tc := range []struct {
+		name   string
+		bytes  []byte
+		pyWant string
+		goWant error // what Go's Open returns; nil for success
+	}{
+		{"intact", good, "", nil},
+		{"tiny", []byte{1, 2, 3, 4}, "foreign", ErrForeign},
+		{"empty file", []byte{}, "not-ready", ErrNotReady},
+		{"zero-filled", make([]byte, 8192), "not-ready", ErrNotReady},
+		{"foreign magic", edit(func(b []byte) []byte { copy(b, "NOTARING"); return b }), "foreign", ErrForeign},
+		{"header cut", good[:512], "truncated", ErrTruncated},
+		{"version 2", edit(func(b []byte) []byte { le.PutUint32(b[offVersion:], 2); return b }), "version", ErrVersion},
+		{"unknown flag", edit(func(b []byte) []byte { le.PutUint32(b[offFlags:], 4); return b }), "corrupt", ErrCorrupt},
+		{"capacity not a power of two", edit(func(b []byte) []byte { le.PutUint64(b[offCapacity:], 5000); return b }), "corrupt", ErrCorrupt},
+		{"capacity too small", edit(func(b []byte) []byte { le.PutUint64(b[offCapacity:], 2048); return b }), "corrupt", ErrCorrupt},
+		{"two slots in SPSC", edit(func(b []byte) []byte { le.PutUint32(b[offSlots:], 2); return b }), "corrupt", ErrCorrupt},
+		{"data offset", edit(func(b []byte) []byte { le.PutUint64(b[offDataOff:], 8192); return b }), "corrupt", ErrCorrupt},
+		{"segment size", edit(func(b []byte) []byte { le.PutUint64(b[offSegSize:], 8184); return b }), "corrupt", ErrCorrupt},
+		{"max frame above capacity/2", edit(func(b []byte) []byte { le.PutUint32(b[offMaxFrame:], 2049); return b }), "corrupt", ErrCorrupt},
+		{"max frame below header", edit(func(b []byte) []byte { le.PutUint32(b[offMaxFrame:], 7); return b }), "corrupt", ErrCorrupt},
+		{"data region cut", good[:6000], "truncated", ErrTruncated},
+		// A ring caught while Create writes its header: fields written,
+		// magic not yet.
+		{"being created", edit(func(b []byte) []byte { le.PutUint64(b[offMagic:], 0); return b }), "not-ready", ErrNotReady},
+		{"magic 0, foreign version", edit(func(b []byte) []byte {
+			le.PutUint64(b[offMagic:], 0)
+			le.PutUint32(b[offVersion:], 7)
+			return b
+		}), "foreign", ErrForeign},
+		{"magic 0, control blocks written", edit(func(b []byte) []byte {
+			le.PutUint64(b[offMagic:], 0)
+			le.PutUint64(b[offTail:], 8)
+			return b
+		}), "foreign", ErrForeign},
+		{"magic 0, stray header bytes", func() []byte {
+			b := make([]byte, 8192)
+			b[offCapacity+4] = 0x55
+			return b
+		}(), "foreign", ErrForeign},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			name := "bad"
+			if err := os.WriteFile(filepath.Join(dir, name), tc.bytes, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			defer os.Remove(filepath.Join(dir, name))
+			res := pyStart(t, ctx, py, "info", filepath.Join(dir, name), "--timeout", "0.05").result(t, ctx)
+			if res.Error != tc.pyWant {
+				t.Errorf("python: error %q (%s), want %q", res.Error, res.Detail, tc.pyWant)
+			}
+			g, err := Open(name, AttachOptions{Dir: dir, Timeout: 50 * time.Millisecond, ReadOnly: true})
+			if g != nil {
+				g.Close()
+			}
+			if (tc.goWant == nil) != (err == nil) || (tc.goWant != nil && !errors.Is(err, tc.goWant)) {
+				t.Errorf("Go Open: %v, want %v", err, tc.goWant)
+			}
+		})
+	}
+}
+
+// TestPythonRoles: the role locks of LAYOUT.md §6 exclude across the
+// languages, both ways.
+func TestPythonRoles(t *testing.T) {
+	py := pyPython(t, true)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	dir := t.TempDir()
+	r, err := Create("pyroles", Options{Capacity: 4096, Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	path := filepath.Join(dir, r.Name())
+
+	// Go holds both roles: python is refused both.
+	c, err := r.Consumer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := r.Producer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res := pyStart(t, ctx, py, "consume", path, "--timeout", "5").result(t, ctx); res.Error != "busy" {
+		t.Errorf("python consume while Go consumes: %q %s, want busy", res.Error, res.Detail)
+	}
+	if res := pyStart(t, ctx, py, "produce", path, "--count", "1", "--max-len", "10", "--timeout", "5").result(t, ctx); res.Error != "busy" {
+		t.Errorf("python produce while Go produces: %q %s, want busy", res.Error, res.Detail)
+	}
+	c.Close()
+
+	// Python holds the consumer role: Go is refused it, and the Go producer
+	// still reaches the python consumer.
+	proc := pyStart(t, ctx, py, "consume", path, "--timeout", "30")
+	for le32(r.consState.Load()) != stateAttached {
+		select {
+		case <-proc.done:
+			t.Fatalf("python consumer exited: %s", proc.report())
+		case <-ctx.Done():
+			t.Fatal("python consumer did not attach")
+		case <-time.After(time.Millisecond):
+		}
+	}
+	if _, err := r.Consumer(); !errors.Is(err, ErrBusy) {
+		t.Errorf("Go consumer while python consumes: %v, want ErrBusy", err)
+	}
+	if err := p.Send([]byte("hello")); err != nil {
+		t.Fatal(err)
+	}
+	p.Close()
+	res := proc.result(t, ctx)
+	if res.Error != "" || res.Count != 1 || res.Bytes != 5 {
+		t.Errorf("python consumer: %+v, want 1 message of 5 bytes", res)
+	}
+	// Python closed cleanly: the role is free again.
+	c, err = r.Consumer()
+	if err != nil {
+		t.Fatalf("Go consumer after python closed: %v", err)
+	}
+	c.Close()
+}
+
+// TestPythonPeerDies: a python peer that exits without closing (state
+// "attached", lock dropped by the kernel) is reported as dead, and whatever
+// it committed before is delivered.
+func TestPythonPeerDies(t *testing.T) {
+	py := pyPython(t, true)
+	const died = 100
+	t.Run("consumer", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		dir := t.TempDir()
+		r, err := Create("pydies", Options{Capacity: 4096, Dir: dir, Wait: Wait{Mode: Block}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { r.Close() })
+		proc := pyStart(t, ctx, py, "consume", filepath.Join(dir, r.Name()), "--die-after", strconv.Itoa(died))
+		p, err := r.Producer()
+		if err != nil {
+			t.Fatal(err)
+		}
+		pat := newPyPattern(1000)
+		for i := 0; ; i++ {
+			err := p.SendContext(ctx, pat.msg(i))
+			if errors.Is(err, ErrPeerDead) {
+				break
+			}
+			if err != nil {
+				t.Fatalf("send %d: %v, want ErrPeerDead eventually; %s", i, err, proc.report())
+			}
+		}
+		<-proc.done
+		if code := proc.cmd.ProcessState.ExitCode(); code != 3 {
+			t.Errorf("python exit status %d, want 3 (--die-after)", code)
+		}
+		if h := r.Stats().Head; h == 0 {
+			t.Errorf("python released nothing before dying")
+		}
+	})
+	t.Run("producer", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		dir := t.TempDir()
+		r, err := Create("pydies", Options{Capacity: 4096, Dir: dir, Wait: Wait{Mode: Block}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { r.Close() })
+		c, err := r.Consumer()
+		if err != nil {
+			t.Fatal(err)
+		}
+		proc := pyStart(t, ctx, py, "produce", filepath.Join(dir, r.Name()),
+			"--count", "1000", "--max-len", "1000", "--die-after", strconv.Itoa(died))
+		pat := newPyPattern(1000)
+		n := 0
+		for {
+			m, err := c.RecvContext(ctx)
+			if errors.Is(err, ErrPeerDead) {
+				break
+			}
+			if err != nil {
+				t.Fatalf("receive %d: %v, want ErrPeerDead after %d; %s", n, err, died, proc.report())
+			}
+			if !bytes.Equal(m, pat.msg(n)) {
+				t.Fatalf("message %d differs", n)
+			}
+			n++
+		}
+		if n != died {
+			t.Errorf("received %d messages before ErrPeerDead, want the %d python committed", n, died)
+		}
+		<-proc.done
+		if code := proc.cmd.ProcessState.ExitCode(); code != 3 {
+			t.Errorf("python exit status %d, want 3 (--die-after)", code)
+		}
+	})
+}
