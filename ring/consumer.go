@@ -230,9 +230,14 @@ func (c *Consumer) next() ([]byte, int, error) {
 		off := int(c.head & r.geo.mask)
 		l := int32(le32(r.words[off/4].Load())) // acquires the record
 		if l > 0 {
-			f, err := codec.Decode(r.data, off, r.geo.maxFrame)
+			// Padding may fill a data frame's aligned size, so frames are
+			// bounded by the aligned max; data frames by the max itself.
+			f, err := codec.Decode(r.data, off, codec.AlignUp(r.geo.maxFrame))
 			if err != nil {
 				return nil, 0, r.corrupt(c.head, "%w", err)
+			}
+			if f.Type == codec.TypeData && f.Length > r.geo.maxFrame {
+				return nil, 0, r.corrupt(c.head, "frame length %d exceeds the max frame %d", f.Length, r.geo.maxFrame)
 			}
 			if f.Type == codec.TypePadding {
 				// SPSC padding only ever fills the end of the data region;
@@ -319,36 +324,41 @@ func (c *Consumer) unstall(l int32) (uint64, error) {
 		}
 	}
 	timedOut := now.Sub(c.stallSince) >= r.wait.Unblock
-	off := int(h & r.geo.mask)
 	var end uint64
 	slot, dead := -1, false
 	switch {
 	case live >= 0 && !timedOut:
 		return 0, nil
 	case live >= 0:
-		if !r.words[off/4].CompareAndSwap(le32(uint32(l)), le32(skipMarker)) {
-			return 0, nil // committed meanwhile: read it next time
-		}
-		c.pins = append(c.pins, pin{pos: h, claim: liveStart, slot: &r.slots[live], lock: slotLock(live)})
 		end, slot = liveEnd, live
 	case deadSlot >= 0:
 		end, slot, dead = deadEnd, deadSlot, true
 	case !timedOut:
 		return 0, nil
-	case l < 0 && uint32(l) != skipMarker:
-		end = h + uint64(codec.AlignUp(int(-l)))
-		if -int(l) > r.geo.maxFrame {
-			return 0, r.corrupt(h, "claimed length %d exceeds the max frame %d", -l, r.geo.maxFrame)
-		}
+	case l < 0:
+		// A span marked by a consumer before, or claimed by a writer
+		// that marks claims with their negated length.
+		end = h + uint64(codec.AlignUp(int(-int64(l))))
 	default:
 		// No claim names the record: it runs to the next written word,
 		// the start of another claim, or the tail.
 		end = h + codec.Align
-		for ; end < t && r.words[int(end&r.geo.mask)/4].Load() == 0 && !c.claimStarts(end); end += codec.Align {
+		for ; end < t && end-h < maxMark && r.words[int(end&r.geo.mask)/4].Load() == 0 && !c.claimStarts(end); end += codec.Align {
 		}
 	}
-	if end <= h || end > t || end-h > uint64(r.geo.capacity) {
-		return 0, r.corrupt(h, "skipped record would end at %d, the tail is %d", end, t)
+	if end <= h || end > t || end-h > uint64(r.geo.capacity) || end-h > maxMark {
+		return 0, r.corrupt(h, "skipped span would end at %d, the tail is %d", end, t)
+	}
+	// Mark the span, atomically against the owner's commit: if the
+	// commit landed first, the record is read next time, never skipped.
+	// The mark (the span's negated length) makes a later commit fail, and
+	// tells a consumer that takes over exactly what to skip.
+	off := int(h & r.geo.mask)
+	if !r.words[off/4].CompareAndSwap(le32(uint32(l)), le32(uint32(-int32(end-h)))) {
+		return 0, nil
+	}
+	if live >= 0 {
+		c.pins = append(c.pins, pin{pos: h, claim: liveStart, slot: &r.slots[live], lock: slotLock(live)})
 	}
 	c.unflushed.skipped++
 	if c.onSkip != nil {
@@ -360,12 +370,16 @@ func (c *Consumer) unstall(l int32) (uint64, error) {
 // claimStarts reports whether some producer's claim starts at pos.
 func (c *Consumer) claimStarts(pos uint64) bool {
 	for i := range c.r.slots {
-		if le64(c.r.slots[i].claim.Load()) == pos {
+		if start, _, ok := c.r.slots[i].covers(pos); ok && start == pos {
 			return true
 		}
 	}
 	return false
 }
+
+// maxMark is the longest span one mark may cover: its negated length must
+// fit the int32 length word.
+const maxMark = uint64(codec.MaxLength &^ (codec.Align - 1))
 
 // release frees the frame at the head after a receive.
 func (c *Consumer) release(size, n int) {
@@ -417,8 +431,8 @@ func (c *Consumer) resolvePins() {
 	for len(c.pins) > 0 {
 		p := c.pins[0]
 		held, err := c.r.seg.Locked(p.lock, 1)
-		if err == nil && held && le64(p.slot.claim.Load()) == p.claim {
-			return
+		if err != nil || (held && le64(p.slot.claim.Load()) == p.claim) {
+			return // still held (or unknown): keep the space pinned
 		}
 		c.pins = c.pins[1:]
 	}

@@ -58,7 +58,9 @@ import "github.com/ringwire/ringwire/codec"
 //	+4  u32 process id of the holder (informational only)
 //	+8  u64 claim: the position where this producer's current claim starts,
 //	        or all ones when it holds none (MPSC)
-//	+16 u32 claim length: the claim's bytes, padding included (MPSC)
+//	+16 u32 claim length: the claim's bytes, padding included (MPSC); a
+//	        claim is set only when start != all ones and length != 0, so a
+//	        never-used slot (0, 0) holds none
 //
 // An MPSC producer stores its claim (length, then position) before the CAS
 // on the tail that claims the space, and clears it after the commit: so the
@@ -69,12 +71,16 @@ import "github.com/ringwire/ringwire/codec"
 //
 // MPSC records. A producer commits with a compare-and-swap of the length
 // word from 0 to the length. The consumer zeroes every byte it releases, so
-// free space reads as zero. When the consumer gives up on a record whose
-// live producer stalled past the unblock timeout, it swaps the length word
-// to skipMarker (0x80000000): the producer's commit then fails, and the
-// consumer keeps the record's space out of the free space until the
-// producer clears its claim or dies. Padding may stand anywhere in an MPSC
-// ring (an abandoned reservation becomes padding).
+// free space reads as zero. When the consumer skips a record that will not
+// be committed (its producer died, or stalled past the unblock timeout), it
+// swaps the length word, by compare-and-swap from the value it read, to the
+// negated length of the span it skips: a commit that got there first wins
+// and is read; otherwise the producer's commit fails, and a consumer that
+// takes over later skips exactly that span. The space of a live producer's
+// skipped record stays out of the free space until the producer clears its
+// claim or dies (its lock probe fails, the space stays pinned). Padding may
+// stand anywhere in an MPSC ring, and may fill a data frame's aligned size
+// (an abandoned reservation becomes padding).
 //
 // Locks. Roles and liveness are open-file-description locks (fcntl
 // F_OFD_SETLK) on bytes of the segment file, which the kernel drops when
@@ -89,8 +95,9 @@ import "github.com/ringwire/ringwire/codec"
 //   - head <= T <= head + capacity - 8, where T is the producer's true tail
 //     (the end of its last committed record). The shared SPSC tail may lag
 //     T, and so lie below head; readers reject a tail more than the
-//     capacity ahead of head. In MPSC the shared tail is T's claim: head <=
-//     tail <= head + capacity.
+//     capacity ahead of head. In MPSC the shared tail is the claim cursor:
+//     head <= tail <= head + capacity - 8 (the same 8-byte reserve, kept
+//     for one capacity rule in both modes).
 //   - Records start at 8-byte aligned offsets and never cross the end of
 //     the data region: a record that would is preceded by a padding frame
 //     that runs exactly to the end, and is written at offset 0.
@@ -144,7 +151,6 @@ const (
 	offSlotClaim = 8
 	offSlotLen   = 16
 	noClaim      = ^uint64(0)
-	skipMarker   = 0x80000000 // the length word of a record the consumer skipped
 
 	lockOwner    = 0
 	lockAttached = 1
@@ -163,8 +169,8 @@ const (
 	maxCapacity = 1 << 40
 	maxSlots    = 4096
 
-	// nextHeaderReserve is the room a producer keeps free after each record
-	// for the next record's zeroed length word.
+	// nextHeaderReserve is the room a producer keeps free after each record:
+	// in SPSC for the next record's zeroed length word; MPSC keeps it too.
 	nextHeaderReserve = codec.Align
 
 	// Role states, in offConsState and offProdState.

@@ -157,7 +157,7 @@ func (p *Producer) recoverTail() error {
 		if r.words[off/4].Load() == 0 {
 			break
 		}
-		f, err := codec.Decode(r.data, off, r.geo.maxFrame)
+		f, err := codec.Decode(r.data, off, codec.AlignUp(r.geo.maxFrame))
 		if err != nil {
 			return r.corrupt(t, "record after the tail: %w", err)
 		}
