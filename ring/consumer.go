@@ -41,6 +41,7 @@ type Consumer struct {
 	stallPos   uint64
 	stallSince time.Time
 	nextProbe  time.Time
+	probeEvery time.Duration // stallProbe; tests shorten it
 	pins       []pin // skipped records whose live producers may still write
 	onSkip     func(Skip)
 }
@@ -93,7 +94,7 @@ func (r *Ring) Consumer() (*Consumer, error) {
 		return nil, r.errorf("consumer: %w", err)
 	}
 	c := &Consumer{r: r, lock: lock, head: le64(r.head.Load()), flags: r.geo.frameFlag, mpsc: r.geo.mode == MPSC}
-	c.released = c.head
+	c.released, c.probeEvery = c.head, stallProbe
 	if c.head%codec.Align != 0 {
 		lock.Unlock()
 		return nil, r.corrupt(c.head, "head not %d-aligned", codec.Align)
@@ -299,13 +300,13 @@ func (c *Consumer) unstall(l int32) (uint64, error) {
 	}
 	now := time.Now()
 	if h != c.stallPos || c.stallSince.IsZero() {
-		c.stallPos, c.stallSince, c.nextProbe = h, now, now.Add(stallProbe)
+		c.stallPos, c.stallSince, c.nextProbe = h, now, now.Add(c.probeEvery)
 		return 0, nil
 	}
 	if now.Before(c.nextProbe) {
 		return 0, nil
 	}
-	c.nextProbe = now.Add(stallProbe)
+	c.nextProbe = now.Add(c.probeEvery)
 	live, deadSlot := -1, -1
 	var liveStart, liveEnd, deadEnd uint64
 	for i := range r.slots {
