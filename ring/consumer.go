@@ -42,7 +42,7 @@ type Consumer struct {
 	stallSince time.Time
 	nextProbe  time.Time
 	probeEvery time.Duration // stallProbe; tests shorten it
-	pins       []pin // skipped records whose live producers may still write
+	pins       []pin         // skipped records whose live producers may still write
 	onSkip     func(Skip)
 }
 
