@@ -52,6 +52,9 @@ for pkg in $(go list ./...); do
 	done
 done
 
+step "nested module peers/ (shmipc-go, for pingpong -transport shmipc)"
+(cd peers && go vet ./... && go build -o /dev/null . && go run "$STATICCHECK" ./...)
+
 step "cross-builds"
 for target in linux/arm64 darwin/arm64; do
 	echo "-- $target"
