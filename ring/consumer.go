@@ -282,10 +282,13 @@ func (c *Consumer) next() ([]byte, int, error) {
 // committed (length word l <= 0) and returns how many bytes to skip, 0 to
 // wait. The producer that claimed the record is the slot whose claim
 // covers the position. If it is dead, the record is skipped at once. If it
-// is alive, it gets Wait.Unblock; then the length word is swapped to
-// skipMarker, which makes its commit fail, and the record's space is
+// is alive, it gets Wait.Unblock, then the record is skipped and its space
 // pinned until the producer lets go. With no claiming slot (its slot was
-// reused, or a foreign writer), the record is skipped after Wait.Unblock.
+// reused, or a foreign writer), the record is skipped after Wait.Unblock:
+// exactly the span a negative length word gives, else up to the next
+// written word, claim or the tail. Every skip first marks the length word
+// with the span's negated length by compare-and-swap, which makes the
+// owner's commit fail.
 func (c *Consumer) unstall(l int32) (uint64, error) {
 	r := c.r
 	h := c.head
@@ -307,7 +310,7 @@ func (c *Consumer) unstall(l int32) (uint64, error) {
 		return 0, nil
 	}
 	c.nextProbe = now.Add(c.probeEvery)
-	live, deadSlot := -1, -1
+	live, deadSlot, lives := -1, -1, 0
 	var liveStart, liveEnd, deadEnd uint64
 	for i := range r.slots {
 		start, end, ok := r.slots[i].covers(h)
@@ -320,6 +323,7 @@ func (c *Consumer) unstall(l int32) (uint64, error) {
 		}
 		if held {
 			live, liveStart, liveEnd = i, start, end
+			lives++
 		} else if deadSlot < 0 || end < deadEnd {
 			deadSlot, deadEnd = i, end
 		}
@@ -328,6 +332,11 @@ func (c *Consumer) unstall(l int32) (uint64, error) {
 	var end uint64
 	slot, dead := -1, false
 	switch {
+	case lives > 1:
+		// A producer that lost the CAS for this position has not yet
+		// cleared its claim: which one owns the record is not known for
+		// a few instructions more. Decide next time.
+		return 0, nil
 	case live >= 0 && !timedOut:
 		return 0, nil
 	case live >= 0:

@@ -78,9 +78,9 @@ import "github.com/ringwire/ringwire/codec"
 // and is read; otherwise the producer's commit fails, and a consumer that
 // takes over later skips exactly that span. The space of a live producer's
 // skipped record stays out of the free space until the producer clears its
-// claim or dies (its lock probe fails, the space stays pinned). Padding may
-// stand anywhere in an MPSC ring, and may fill a data frame's aligned size
-// (an abandoned reservation becomes padding).
+// claim or dies (a lock probe that fails proves nothing, so the space stays
+// pinned). Padding may stand anywhere in an MPSC ring, and may fill a data
+// frame's aligned size (an abandoned reservation becomes padding).
 //
 // Locks. Roles and liveness are open-file-description locks (fcntl
 // F_OFD_SETLK) on bytes of the segment file, which the kernel drops when

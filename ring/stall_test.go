@@ -326,3 +326,44 @@ func TestTakeoverAfterPin(t *testing.T) {
 		t.Fatalf("the consumer that took over delivered %q", got)
 	}
 }
+
+// TestTwoLiveClaims: while a producer that lost the CAS for a position
+// still shows a claim on it, the consumer does not guess which of two live
+// producers owns the stalled record, even past Unblock; once the loser
+// clears its claim, the winner's record is skipped and pinned.
+func TestTwoLiveClaims(t *testing.T) {
+	r := mpscRing(t, time.Millisecond)
+	c, _ := r.Consumer()
+	c.probeEvery = 0
+	winner, _ := r.Producer()
+	loser, _ := r.Producer()
+	if _, err := winner.Reserve(100); err != nil {
+		t.Fatal(err)
+	}
+	// The loser announced the same start, with another length, and lost.
+	loser.slot.length.Store(le32(64))
+	loser.slot.claim.Store(winner.slot.claim.Load())
+	deadline := time.Now().Add(20 * time.Millisecond)
+	for time.Now().Before(deadline) {
+		if _, err := c.TryRecv(); !errors.Is(err, ErrEmpty) {
+			t.Fatalf("with two live claims on the record: %v", err)
+		}
+	}
+	if s := r.Stats().Skipped; s != 0 || len(c.pins) != 0 {
+		t.Fatalf("skipped (%d) or pinned (%d) with two live claims", s, len(c.pins))
+	}
+	loser.slot.claim.Store(le64(noClaim))
+	for range 100 {
+		c.TryRecv()
+		time.Sleep(time.Millisecond)
+		if len(c.pins) == 1 {
+			break
+		}
+	}
+	if len(c.pins) != 1 || c.pins[0].slot != winner.slot {
+		t.Fatalf("pins %+v after the loser cleared its claim", c.pins)
+	}
+	if err := winner.Commit(); !errors.Is(err, ErrSkipped) {
+		t.Fatalf("winner's late commit: %v", err)
+	}
+}
