@@ -350,12 +350,14 @@ func (p *Producer) claim(size int) (int, error) {
 		}
 		need := uint64(gap + size)
 		if t+need+nextHeaderReserve-p.headCache > capacity {
-			h := le64(r.head.Load())
-			if h > t || t-h > capacity || h%codec.Align != 0 {
-				return 0, r.corrupt(h, "head is beyond the tail %d or more than the capacity behind it", t)
+			room, stale, err := p.roomAt(t, need)
+			if err != nil {
+				return 0, err
 			}
-			p.headCache = h
-			if t+need+nextHeaderReserve-h > capacity {
+			if stale {
+				continue
+			}
+			if !room {
 				return 0, ErrFull
 			}
 		}
@@ -377,6 +379,29 @@ func (p *Producer) claim(size int) (int, error) {
 		}
 		return off, nil
 	}
+}
+
+// roomAt reloads the head and reports whether a claim of need bytes at
+// tail t fits. t was loaded before the head, and other producers and the
+// consumer may have moved both since: a head beyond t means t is stale
+// (retry with a fresh tail), and is corruption only if the head is beyond
+// the tail as it is now.
+func (p *Producer) roomAt(t, need uint64) (room, stale bool, err error) {
+	r := p.r
+	h := le64(r.head.Load())
+	switch {
+	case h%codec.Align != 0:
+		return false, false, r.corrupt(h, "head not %d-aligned", codec.Align)
+	case h > t:
+		if now := le64(r.tail.Load()); h > now {
+			return false, false, r.corrupt(h, "head is beyond the tail %d", now)
+		}
+		return false, true, nil
+	case t-h > uint64(r.geo.capacity):
+		return false, false, r.corrupt(h, "head is more than the capacity behind the tail %d", t)
+	}
+	p.headCache = h
+	return t+need+nextHeaderReserve-h <= uint64(r.geo.capacity), false, nil
 }
 
 // reloadHead reads the consumer's head and checks it against the tail.

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"io"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -365,5 +366,68 @@ func TestTwoLiveClaims(t *testing.T) {
 	}
 	if err := winner.Commit(); !errors.Is(err, ErrSkipped) {
 		t.Fatalf("winner's late commit: %v", err)
+	}
+}
+
+// TestMPSCStaleTail: many producers through a tiny ring, so a producer's
+// tail is often stale by the time it reloads the head (the consumer may
+// have passed it): that is a retry, never corruption.
+func TestMPSCStaleTail(t *testing.T) {
+	// More threads than cores: the OS preempts producers between their
+	// loads of the tail and the head.
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(12))
+	r, err := Create("", Options{Dir: t.TempDir(), Mode: MPSC, Slots: 16, Capacity: minCapacity, Wait: Wait{Mode: Yield}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	c, _ := r.Consumer()
+	const producers, each = 11, 30000
+	errs := make(chan error, producers)
+	for range producers {
+		p, err := r.Producer()
+		if err != nil {
+			t.Fatal(err)
+		}
+		go func() {
+			msg := make([]byte, 8)
+			for range each {
+				if err := p.Send(msg); err != nil {
+					errs <- err
+					return
+				}
+			}
+			errs <- p.Close()
+		}()
+	}
+	buf := make([]byte, 0, 64)
+	for i := range producers * each {
+		if _, err := c.RecvAppend(buf[:0]); err != nil {
+			t.Fatalf("message %d: %v", i, err)
+		}
+	}
+	for range producers {
+		if err := <-errs; err != nil {
+			t.Fatalf("producer: %v", err)
+		}
+	}
+}
+
+// TestRoomAtStaleTail: an MPSC producer whose tail is stale by the time it
+// reloads the head retries; a head beyond the live tail is corruption.
+func TestRoomAtStaleTail(t *testing.T) {
+	r := mpscRing(t, time.Second)
+	p, _ := r.Producer()
+	r.tail.Store(le64(8192))
+	r.head.Store(le64(6000))
+	if room, stale, err := p.roomAt(4096, 64); err != nil || !stale || room {
+		t.Fatalf("stale tail: room %v stale %v err %v; want a retry", room, stale, err)
+	}
+	if room, stale, err := p.roomAt(8192, 64); err != nil || stale || !room {
+		t.Fatalf("fresh tail: room %v stale %v err %v", room, stale, err)
+	}
+	r.head.Store(le64(9000))
+	if _, _, err := p.roomAt(4096, 64); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("head beyond the live tail: %v, want ErrCorrupt", err)
 	}
 }
