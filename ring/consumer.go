@@ -424,8 +424,8 @@ func (c *Consumer) publishHead() {
 			from += uint64(n)
 		}
 	}
-	if target == c.released && c.mpsc {
-		return
+	if target == c.released {
+		return // MPSC: everything read stands behind a pin
 	}
 	c.released = target
 	r.head.Store(le64(target))
@@ -491,17 +491,13 @@ func (c *Consumer) peer() error {
 	if t := le64(r.tail.Load()); t > c.head && t-c.head > uint64(r.geo.capacity) {
 		return r.corrupt(c.head, "tail %d is more than the capacity ahead", t)
 	}
-	switch le32(r.prodState.Load()) {
-	case stateClosed:
+	switch st, err := r.roleState(r.prodState, slotLock(0)); {
+	case err != nil:
+		return r.errorf("producer liveness: %w", err)
+	case st == RoleClosed:
 		return io.EOF
-	case stateAttached:
-		held, err := r.seg.Locked(slotLock(0), 1)
-		if err != nil {
-			return r.errorf("producer liveness: %w", err)
-		}
-		if !held && le32(r.prodState.Load()) == stateAttached {
-			return r.errorf("receive: producer: %w", ErrPeerDead)
-		}
+	case st == RoleDead:
+		return r.errorf("receive: producer: %w", ErrPeerDead)
 	}
 	return nil
 }

@@ -1,7 +1,7 @@
 package ring
 
 import (
-	"encoding/binary"
+	"sync/atomic"
 	"time"
 )
 
@@ -67,39 +67,46 @@ func (r *Ring) Info() (Info, error) {
 	if in.Attached, err = r.seg.Locked(lockAttached, 1); err != nil {
 		return in, err
 	}
-	if in.Consumer, err = r.roleState(le32(r.consState.Load()), lockConsumer); err != nil {
+	if in.Consumer, err = r.roleState(r.consState, lockConsumer); err != nil {
 		return in, err
 	}
-	b := r.seg.Bytes()
-	for i := range r.geo.slots {
-		base := offSlotTable + i*slotSize
-		state := binary.LittleEndian.Uint32(b[base+offSlotState:])
+	for i := range r.slots {
+		state := r.slots[i].state
 		if r.geo.mode == SPSC {
-			state = le32(r.prodState.Load())
+			state = r.prodState
 		}
 		st, err := r.roleState(state, slotLock(i))
 		if err != nil {
 			return in, err
 		}
 		if st != RoleNone {
-			in.Producers = append(in.Producers, ProducerInfo{Slot: i, State: st, PID: binary.LittleEndian.Uint32(b[base+offSlotPID:])})
+			in.Producers = append(in.Producers, ProducerInfo{Slot: i, State: st, PID: le32(r.slots[i].pid.Load())})
 		}
 	}
 	return in, nil
 }
 
-// roleState combines a role's state word with its lock.
-func (r *Ring) roleState(state uint32, lock int64) (RoleState, error) {
+// roleState combines a role's state word with its lock. The word is read
+// before and after the lock is probed: a holder stores "closed" before it
+// unlocks, and a new holder locks before it stores "attached", so the role
+// is dead only if it read "attached" both times around a free lock. One
+// read would call a peer that closed cleanly during the probe dead.
+func (r *Ring) roleState(word *atomic.Uint32, lock int64) (RoleState, error) {
+	before := le32(word.Load())
 	held, err := r.seg.Locked(lock, 1)
-	switch {
-	case err != nil:
+	if err != nil {
 		return RoleNone, err
+	}
+	after := le32(word.Load())
+	switch {
 	case held:
 		return RoleAlive, nil
-	case state == stateAttached:
+	case before == stateAttached && after == stateAttached:
 		return RoleDead, nil
-	case state == stateClosed:
+	case after == stateClosed:
 		return RoleClosed, nil
+	case after == stateAttached:
+		return RoleAlive, nil // taken just now: its holder locked before storing
 	}
 	return RoleNone, nil
 }

@@ -509,17 +509,13 @@ func (p *Producer) poll() (bool, error) {
 
 func (p *Producer) peer() error {
 	r := p.r
-	switch le32(r.consState.Load()) {
-	case stateClosed:
+	switch st, err := r.roleState(r.consState, lockConsumer); {
+	case err != nil:
+		return r.errorf("consumer liveness: %w", err)
+	case st == RoleClosed:
 		return r.errorf("send: consumer %w", ErrClosed)
-	case stateAttached:
-		held, err := r.seg.Locked(lockConsumer, 1)
-		if err != nil {
-			return r.errorf("consumer liveness: %w", err)
-		}
-		if !held && le32(r.consState.Load()) == stateAttached {
-			return r.errorf("send: consumer: %w", ErrPeerDead)
-		}
+	case st == RoleDead:
+		return r.errorf("send: consumer: %w", ErrPeerDead)
 	}
 	return nil
 }
