@@ -2,107 +2,135 @@ package ring
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"io"
-	"time"
+	"math/bits"
+	"os"
 
 	"github.com/ringwire/ringwire/codec"
 	"github.com/ringwire/ringwire/futex"
 	"github.com/ringwire/ringwire/shm"
 )
 
-// Consumer reads messages from a ring, in order, each once. It holds the
-// consumer role until Close (or until its process dies). A Consumer is not
-// safe for concurrent use.
+// Consumer reads messages from every lane of a ring: each lane's messages
+// in order, each once; there is no order between lanes. It holds the
+// consumer role until Close (or until its process dies). Receives must
+// come from one goroutine at a time; Close may come from any goroutine,
+// and makes a receive blocked in this Consumer return ErrClosed.
 //
-// The consumer polls the length word at its head position, not the
-// producer's tail: a committed length means the record is there, so one
-// cache line carries both the signal and a small message.
+// The consumer polls the length word at each lane's head position, not
+// the producer's tail: a committed length means the record is there, so
+// one cache line carries both the signal and a small message. It polls
+// only the lanes that are busy (the hot list); a lane idle for a while is
+// handed to the ready set (layout.go), and its producer's next commit
+// brings it back.
+//
+// Fairness: lanes are served round-robin, at most fairBatch messages from
+// one lane before the next lane's turn, so a fast producer cannot starve
+// the others.
 //
 // Everything it reads is validated before use: a length, type, flag,
 // padding or checksum that breaks the layout gives ErrCorrupt with the
-// position, never a panic or a read outside the data region.
+// lane and position, never a panic or a read outside the lane. Each shared
+// word is read once, and the value checked is the value used.
 type Consumer struct {
 	r    *Ring
 	lock unlocker
+	g    guard
+	own  bool // OpenConsumer: Close closes the Ring too
 	mpsc bool
 
-	head      uint64 // position of the next record to read
-	released  uint64 // the shared head: head, or the first pinned record (MPSC)
-	peeked    int    // size of the frame returned by Peek and not yet released, or 0
-	peekedLen int    // its payload length
-	flags     codec.Flags
+	lanes  []clane
+	hot    []int // lanes polled directly, in visiting order
+	cur    int   // index in hot of the lane being served
+	served int   // messages taken from hot[cur] in a row
+
+	flags    codec.Flags
+	hdr      int
+	checksum bool
+
+	peeked    *clane // the lane of the message returned by Peek, until Release
+	peekedRec record
 
 	unflushed counters
-	closed    bool
-
-	// MPSC stall handling: the position of a record that was not ready,
-	// since when, and when to look at its producer again.
-	stallPos   uint64
-	stallSince time.Time
-	nextProbe  time.Time
-	probeEvery time.Duration // stallProbe; tests shorten it
-	pins       []pin         // skipped records whose live producers may still write
-	onSkip     func(Skip)
 }
 
-// Skip describes a record the consumer skipped (MPSC): its producer died
-// before committing it, or stalled past Wait.Unblock.
-type Skip struct {
-	Position  uint64 // where the record started
-	Bytes     int    // bytes skipped, padding included
-	Slot      int    // the producer's slot, or -1 if no slot claimed it
-	OwnerDead bool   // the producer was dead (else it stalled past the timeout)
+// clane is the consumer's view of one lane.
+type clane struct {
+	*lane
+	head     uint64 // read position: the next record to read
+	released uint64 // the shared head as last stored
+	hot      bool   // in Consumer.hot
+	idle     int    // polls in a row that found the lane empty
 }
 
-// pin keeps a skipped record's space out of the free space while the live
-// producer that claimed it may still write to it.
-type pin struct {
-	pos   uint64     // the skipped record
-	claim uint64     // the producer's claim when it was skipped
-	slot  *slotWords // the producer's slot
-	lock  int64      // its lock byte
+// record is a validated data record at a lane's read position.
+type record struct {
+	payload []byte // aliases the lane
+	size    int    // frame bytes, padding included
+	sum     uint64 // the checksum field as read, if frames carry one
+	pos     uint64 // position of the frame
 }
 
-// stallProbe is how often a consumer stalled on an unfinished MPSC record
-// looks at the producer that claimed it.
-const stallProbe = time.Millisecond
-
-// OnSkip sets a function called for every record the consumer skips. It
-// runs on the receiving goroutine; nil removes it. Skips are also counted
-// in the ring's Stats.
-func (c *Consumer) OnSkip(fn func(Skip)) { c.onSkip = fn }
+const (
+	// fairBatch is how many messages the consumer takes from one lane
+	// before it serves the next.
+	fairBatch = 64
+	// hotKeep is how many idle lanes the consumer keeps polling itself
+	// before it hands idle ones to the ready set.
+	hotKeep = 4
+	// coolAfter is how many empty polls make a lane idle.
+	coolAfter = 64
+)
 
 // Consumer claims the consumer role. A second consumer, in this process or
 // another, gets ErrBusy while the first is alive. A new consumer continues
-// from the last released position: a message that a dead consumer had
-// peeked but not released is delivered again.
+// from the last released position of each lane: a message that a dead
+// consumer had received but not released is delivered again.
 func (r *Ring) Consumer() (*Consumer, error) {
 	if r.seg.ReadOnly() {
 		return nil, r.errorf("consumer on a read-only handle: %w", ErrBadOptions)
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.closed {
+	if r.closed || !r.acquire() {
 		return nil, r.errorf("consumer: %w", ErrClosed)
 	}
 	lock, err := r.seg.TryLock(lockConsumer, 1)
 	if errors.Is(err, shm.ErrLocked) {
+		r.release()
 		return nil, r.errorf("consumer: %w", ErrBusy)
 	}
 	if err != nil {
+		r.release()
 		return nil, r.errorf("consumer: %w", err)
 	}
-	c := &Consumer{r: r, lock: lock, head: le64(r.head.Load()), flags: r.geo.frameFlag, mpsc: r.geo.mode == MPSC}
-	c.released, c.probeEvery = c.head, stallProbe
-	if c.head%codec.Align != 0 {
-		lock.Unlock()
-		return nil, r.corrupt(c.head, "head not %d-aligned", codec.Align)
+	crashAt(cpConsumerLocked)
+	c := &Consumer{r: r, lock: lock, mpsc: r.geo.mode == MPSC, flags: r.geo.frameFlag,
+		hdr: codec.HeaderLen(r.geo.frameFlag), checksum: r.geo.checksum}
+	c.lanes = make([]clane, len(r.lanes))
+	c.hot = make([]int, 0, len(r.lanes))
+	for i := range c.lanes {
+		cl := &c.lanes[i]
+		cl.lane = &r.lanes[i]
+		cl.head = le64(cl.lane.head.Load())
+		cl.released = cl.head
+		if cl.head%codec.Align != 0 {
+			lock.Unlock()
+			r.release()
+			return nil, r.corrupt(i, cl.head, "head not %d-aligned", codec.Align)
+		}
+		// Every lane starts cold: ask its producer to signal, then look.
+		cl.signal.Store(le32(1))
 	}
-	if t := le64(r.tail.Load()); t > c.head && t-c.head > uint64(r.geo.capacity) {
-		lock.Unlock()
-		return nil, r.corrupt(c.head, "tail %d is more than the capacity ahead", t)
+	crashAt(cpConsumerCooled)
+	for i := range c.lanes {
+		if c.lanes[i].words[int(c.lanes[i].head&r.geo.mask)/4].Load() != 0 {
+			c.heat(i)
+		}
 	}
+	r.consPID.Store(le32(uint32(os.Getpid())))
 	r.consState.Store(le32(stateAttached))
 	r.handles = append(r.handles, c)
 	return c, nil
@@ -120,13 +148,13 @@ func OpenConsumer(name string, o AttachOptions) (*Consumer, error) {
 		r.Close()
 		return nil, err
 	}
-	c.lock = &ownedLock{unlocker: c.lock, r: r}
+	c.own = true
 	return c, nil
 }
 
 // Recv returns a copy of the next message, waiting for one as the wait
-// strategy says. After the producer closed and every message was read it
-// returns io.EOF; if the producer died, ErrPeerDead.
+// strategy says. After the producers closed and every message was read it
+// returns io.EOF; if the producer of an SPSC ring died, ErrPeerDead.
 func (c *Consumer) Recv() ([]byte, error) { return c.RecvContext(context.Background()) }
 
 // RecvContext is Recv that gives up when ctx ends, returning ctx.Err().
@@ -138,360 +166,410 @@ func (c *Consumer) RecvContext(ctx context.Context) ([]byte, error) {
 func (c *Consumer) TryRecv() ([]byte, error) { return c.TryRecvAppend(nil) }
 
 // RecvAppend appends the next message to dst and returns the extended
-// slice: with a dst of enough capacity it allocates nothing.
+// slice: with a dst of enough capacity it allocates nothing. The message
+// is copied out of shared memory first and its checksum, if the ring has
+// them, is verified on the copy: a peer that changes the bytes during the
+// copy gives ErrCorrupt, never a wrong message.
 func (c *Consumer) RecvAppend(dst []byte) ([]byte, error) {
 	return c.RecvAppendContext(context.Background(), dst)
 }
 
 // RecvAppendContext is RecvAppend that gives up when ctx ends.
 func (c *Consumer) RecvAppendContext(ctx context.Context, dst []byte) ([]byte, error) {
-	msg, size, err := c.nextWait(ctx)
-	if err != nil {
-		return dst, err
+	if !c.g.enter() {
+		return dst, c.leave(c.r.errorf("receive: %w", ErrClosed))
 	}
-	dst = append(dst, msg...)
-	c.release(size, len(msg))
-	return dst, nil
+	dst, err := c.recv(ctx, dst)
+	return dst, c.leave(err)
 }
 
 // TryRecvAppend is RecvAppend that returns ErrEmpty instead of waiting.
 func (c *Consumer) TryRecvAppend(dst []byte) ([]byte, error) {
-	msg, size, err := c.next()
+	if !c.g.enter() {
+		return dst, c.leave(c.r.errorf("receive: %w", ErrClosed))
+	}
+	dst, err := c.recv(nil, dst)
+	return dst, c.leave(err)
+}
+
+// recv copies the next message to dst, verifies the copy and releases the
+// record; a nil ctx means do not wait.
+func (c *Consumer) recv(ctx context.Context, dst []byte) ([]byte, error) {
+	rec, cl, err := c.nextWait(ctx)
 	if err != nil {
 		return dst, err
 	}
-	dst = append(dst, msg...)
-	c.release(size, len(msg))
+	crashAt(cpRecvRead)
+	start := len(dst)
+	dst = append(dst, rec.payload...)
+	if c.checksum {
+		if got := codec.Checksum(dst[start:]); got != rec.sum {
+			return dst[:start], c.r.corrupt(cl.idx, rec.pos, "checksum %#016x, frame says %#016x", got, rec.sum)
+		}
+	}
+	crashAt(cpRecvCopied)
+	cl.head = rec.pos + uint64(rec.size)
+	c.count(len(rec.payload))
+	c.publishHead(cl)
+	crashAt(cpRecvReleased)
+	c.wakeProducer(cl)
 	return dst, nil
 }
 
 // Peek returns the next message in place, without copying, waiting for one
-// as Recv does. The slice aliases the ring: it is valid until Release, and
-// Release must be called before the next receive. A producer cannot
-// overwrite it before then.
+// as Recv does. The slice aliases shared memory: it is valid until
+// Release, and Release must be called before the next receive. The lane's
+// producer does not write there before then, but a hostile process with
+// access to the segment may: the checksum, if the ring has them, is
+// verified over the shared bytes, which proves nothing against a writer
+// that changes them afterwards. Use Recv or RecvAppend for a verified
+// copy.
 func (c *Consumer) Peek() ([]byte, error) { return c.PeekContext(context.Background()) }
 
 // PeekContext is Peek that gives up when ctx ends.
 func (c *Consumer) PeekContext(ctx context.Context) ([]byte, error) {
-	msg, size, err := c.nextWait(ctx)
-	if err != nil {
-		return nil, err
+	if !c.g.enter() {
+		return nil, c.leave(c.r.errorf("peek: %w", ErrClosed))
 	}
-	c.peeked, c.peekedLen = size, len(msg)
-	return msg, nil
+	msg, err := c.peek(ctx)
+	return msg, c.leave(err)
 }
 
 // TryPeek is Peek that returns ErrEmpty instead of waiting.
 func (c *Consumer) TryPeek() ([]byte, error) {
-	msg, size, err := c.next()
+	if !c.g.enter() {
+		return nil, c.leave(c.r.errorf("peek: %w", ErrClosed))
+	}
+	msg, err := c.peek(nil)
+	return msg, c.leave(err)
+}
+
+func (c *Consumer) peek(ctx context.Context) ([]byte, error) {
+	rec, cl, err := c.nextWait(ctx)
 	if err != nil {
 		return nil, err
 	}
-	c.peeked, c.peekedLen = size, len(msg)
-	return msg, nil
-}
-
-// Release hands the message returned by Peek back to the producer.
-func (c *Consumer) Release() error {
-	if c.peeked == 0 {
-		return c.r.errorf("release without a peeked message: %w", ErrPending)
+	if c.checksum {
+		if got := codec.Checksum(rec.payload); got != rec.sum {
+			return nil, c.r.corrupt(cl.idx, rec.pos, "checksum %#016x, frame says %#016x", got, rec.sum)
+		}
 	}
-	size, n := c.peeked, c.peekedLen
-	c.peeked = 0
-	c.release(size, n)
-	return nil
+	c.peeked, c.peekedRec = cl, rec
+	return rec.payload, nil
 }
 
-// nextWait is next that waits for a message.
-func (c *Consumer) nextWait(ctx context.Context) ([]byte, int, error) {
+// Release hands the message returned by Peek back to its producer.
+func (c *Consumer) Release() error {
+	if !c.g.enter() {
+		return c.leave(c.r.errorf("release: %w", ErrClosed))
+	}
+	cl, rec := c.peeked, c.peekedRec
+	if cl == nil {
+		return c.leave(c.r.errorf("release without a peeked message: %w", ErrPending))
+	}
+	c.peeked = nil
+	cl.head = rec.pos + uint64(rec.size)
+	c.count(len(rec.payload))
+	c.publishHead(cl)
+	crashAt(cpRecvReleased)
+	c.wakeProducer(cl)
+	return c.leave(nil)
+}
+
+// Drain waits for a message as Recv does, then calls fn for it and for
+// every further message ready now, up to max in all, and returns how many
+// it delivered. Each lane's head is stored once per batch, not once per
+// message, and a waiting producer is woken once. The slice fn gets aliases
+// shared memory, as Peek's does, and is valid only during the call. If fn
+// returns an error, Drain stops and returns it; the message fn refused is
+// not released and comes again.
+func (c *Consumer) Drain(ctx context.Context, max int, fn func(msg []byte) error) (int, error) {
+	if !c.g.enter() {
+		return 0, c.leave(c.r.errorf("drain: %w", ErrClosed))
+	}
+	n, err := c.drain(ctx, max, fn)
+	return n, c.leave(err)
+}
+
+func (c *Consumer) drain(ctx context.Context, max int, fn func([]byte) error) (n int, err error) {
+	if max <= 0 {
+		return 0, nil
+	}
+	rec, cl, err := c.nextWait(ctx)
+	for err == nil {
+		if c.checksum {
+			if got := codec.Checksum(rec.payload); got != rec.sum {
+				err = c.r.corrupt(cl.idx, rec.pos, "checksum %#016x, frame says %#016x", got, rec.sum)
+				break
+			}
+		}
+		if err = fn(rec.payload); err != nil {
+			break
+		}
+		cl.head = rec.pos + uint64(rec.size)
+		c.count(len(rec.payload))
+		if n++; n == max {
+			break
+		}
+		rec, cl, err = c.next()
+	}
+	if err == ErrEmpty && n > 0 {
+		err = nil
+	}
+	crashAt(cpDrainTaken)
+	for _, i := range c.hot {
+		cl := &c.lanes[i]
+		if cl.head != cl.released {
+			c.publishHead(cl)
+			c.wakeProducer(cl)
+		}
+	}
+	return n, err
+}
+
+// nextWait is next that waits for a message; a nil ctx means do not wait.
+func (c *Consumer) nextWait(ctx context.Context) (record, *clane, error) {
 	for {
-		msg, size, err := c.next()
-		if err != ErrEmpty {
-			return msg, size, err
+		rec, cl, err := c.next()
+		if err != ErrEmpty || ctx == nil {
+			return rec, cl, err
 		}
 		if err := c.r.await(ctx, c, c.r.consSeq); err != nil {
-			c.flushStats()
-			return nil, 0, err
+			c.flush()
+			return record{}, nil, err
 		}
 	}
 }
 
-// next validates the record at the head and returns its payload and frame
-// size, or ErrEmpty. Padding, and in MPSC the records of dead or stalled
-// producers, are consumed on the way, a bounded number per call.
-func (c *Consumer) next() ([]byte, int, error) {
-	r := c.r
-	switch {
-	case c.closed:
-		return nil, 0, r.errorf("receive: %w", ErrClosed)
-	case c.peeked != 0:
-		return nil, 0, r.errorf("receive before Release: %w", ErrPending)
+// next returns the next data record, visiting the hot lanes round-robin,
+// or ErrEmpty. It takes no more than one lap over the hot lanes (and one
+// padding frame per lane), so its work per call is bounded.
+func (c *Consumer) next() (record, *clane, error) {
+	if c.peeked != nil {
+		return record{}, nil, c.r.errorf("receive before Release: %w", ErrPending)
 	}
-	for range 16 {
-		off := int(c.head & r.geo.mask)
-		l := int32(le32(r.words[off/4].Load())) // acquires the record
-		if l > 0 {
-			// Padding may fill a data frame's aligned size, so frames are
-			// bounded by the aligned max; data frames by the max itself.
-			f, err := codec.Decode(r.data, off, codec.AlignUp(r.geo.maxFrame))
-			if err != nil {
-				return nil, 0, r.corrupt(c.head, "%w", err)
-			}
-			if f.Type == codec.TypeData && f.Length > r.geo.maxFrame {
-				return nil, 0, r.corrupt(c.head, "frame length %d exceeds the max frame %d", f.Length, r.geo.maxFrame)
-			}
-			if f.Type == codec.TypePadding {
-				// SPSC padding only ever fills the end of the data region;
-				// MPSC padding also replaces abandoned reservations.
-				if !c.mpsc && (off == 0 || off+f.Size != r.geo.capacity) {
-					return nil, 0, r.corrupt(c.head, "padding of %d bytes at offset %d does not end the data region", f.Size, off)
-				}
-				c.head += uint64(f.Size)
-				c.publishHead()
-				continue
-			}
-			if f.Flags != c.flags {
-				return nil, 0, r.corrupt(c.head, "frame flags %#04x in a ring whose frames have %#04x (checksum bit %#x)",
-					uint16(f.Flags), uint16(c.flags), uint16(codec.FlagChecksum))
-			}
-			return f.Payload, f.Size, nil
+	c.gather()
+	for range len(c.hot) {
+		if c.cur >= len(c.hot) {
+			c.cur = 0
 		}
-		if !c.mpsc {
-			if l == 0 {
-				return nil, 0, ErrEmpty
-			}
-			return nil, 0, r.corrupt(c.head, "length %d in an SPSC ring", l)
+		if c.served >= fairBatch {
+			c.cur, c.served = (c.cur+1)%len(c.hot), 0
 		}
-		n, err := c.unstall(l)
-		if err != nil || n == 0 {
-			if err == nil {
-				err = ErrEmpty
-			}
-			return nil, 0, err
+		cl := &c.lanes[c.hot[c.cur]]
+		rec, err := c.take(cl)
+		if err == nil {
+			cl.idle = 0
+			c.served++
+			return rec, cl, nil
 		}
-		c.head += n
-		c.publishHead()
+		if err != ErrEmpty {
+			return rec, cl, err
+		}
+		if cl.idle++; cl.idle >= coolAfter && len(c.hot) > hotKeep && c.cool(cl) {
+			continue // c.cur now names the next lane
+		}
+		c.cur, c.served = c.cur+1, 0
 	}
-	if !c.mpsc {
-		return nil, 0, r.corrupt(c.head, "padding after padding")
-	}
-	return nil, 0, ErrEmpty // progress made; the caller polls again
+	return record{}, nil, ErrEmpty
 }
 
-// unstall decides what to do about an MPSC record at the head that is not
-// committed (length word l <= 0) and returns how many bytes to skip, 0 to
-// wait. The producer that claimed the record is the slot whose claim
-// covers the position. If it is dead, the record is skipped at once. If it
-// is alive, it gets Wait.Unblock, then the record is skipped and its space
-// pinned until the producer lets go. With no claiming slot (its slot was
-// reused, or a foreign writer), the record is skipped after Wait.Unblock:
-// exactly the span a negative length word gives, else up to the next
-// written word, claim or the tail. Every skip first marks the length word
-// with the span's negated length by compare-and-swap, which makes the
-// owner's commit fail.
-func (c *Consumer) unstall(l int32) (uint64, error) {
+// take validates the record at the lane's read position and returns it, or
+// ErrEmpty. A padding frame there is stepped over.
+func (c *Consumer) take(cl *clane) (record, error) {
 	r := c.r
-	h := c.head
-	t := le64(r.tail.Load())
-	switch {
-	case t < h || t-h > uint64(r.geo.capacity):
-		return 0, r.corrupt(h, "tail %d is behind the head or more than the capacity ahead", t)
-	case t == h && l == 0:
-		return 0, nil // empty
-	case t == h:
-		return 0, r.corrupt(h, "length %d beyond the tail", l)
+	for range 2 {
+		off := int(cl.head & r.geo.mask)
+		n := int(int32(le32(cl.words[off/4].Load()))) // acquires the record
+		if n == 0 {
+			return record{}, ErrEmpty
+		}
+		// off is 8-aligned and below capacity, so the 8-byte header is in
+		// the lane. Type and flags are read once, here.
+		typ := codec.Type(binary.LittleEndian.Uint16(cl.data[off+codec.OffType:]))
+		flags := codec.Flags(binary.LittleEndian.Uint16(cl.data[off+codec.OffFlags:]))
+		switch {
+		case typ == codec.TypePadding:
+			if flags != 0 || off == 0 || n != r.geo.capacity-off {
+				return record{}, r.corrupt(cl.idx, cl.head, "padding of %d bytes (flags %#x) at offset %d does not end the lane", n, uint16(flags), off)
+			}
+			cl.head += uint64(n)
+			continue
+		case typ != codec.TypeData:
+			return record{}, r.corrupt(cl.idx, cl.head, "frame type %d", uint16(typ))
+		case flags != c.flags:
+			return record{}, r.corrupt(cl.idx, cl.head, "frame flags %#04x in a ring whose frames have %#04x", uint16(flags), uint16(c.flags))
+		case n < c.hdr || n > r.geo.maxFrame:
+			return record{}, r.corrupt(cl.idx, cl.head, "frame length %d outside [%d, %d]", n, c.hdr, r.geo.maxFrame)
+		}
+		size := codec.AlignUp(n)
+		if off+size > r.geo.capacity {
+			return record{}, r.corrupt(cl.idx, cl.head, "frame of %d bytes crosses the end of the lane", size)
+		}
+		rec := record{payload: cl.data[off+c.hdr : off+n : off+n], size: size, pos: cl.head}
+		if c.checksum {
+			rec.sum = binary.LittleEndian.Uint64(cl.data[off+codec.OffChecksum:])
+		}
+		return rec, nil
 	}
-	now := time.Now()
-	if h != c.stallPos || c.stallSince.IsZero() {
-		c.stallPos, c.stallSince, c.nextProbe = h, now, now.Add(c.probeEvery)
-		return 0, nil
-	}
-	if now.Before(c.nextProbe) {
-		return 0, nil
-	}
-	c.nextProbe = now.Add(c.probeEvery)
-	live, deadSlot, lives := -1, -1, 0
-	var liveStart, liveEnd, deadEnd uint64
-	for i := range r.slots {
-		start, end, ok := r.slots[i].covers(h)
-		if !ok {
+	return record{}, r.corrupt(cl.idx, cl.head, "padding after padding")
+}
+
+// gather moves the lanes whose ready bits are set to the hot list.
+func (c *Consumer) gather() {
+	r := c.r
+	words := (len(c.lanes) + 63) / 64
+	for w := range words {
+		if r.ready[w].Load() == 0 {
 			continue
 		}
-		held, err := r.seg.Locked(slotLock(i), 1)
-		if err != nil {
-			return 0, r.errorf("producer slot %d liveness: %w", i, err)
-		}
-		if held {
-			live, liveStart, liveEnd = i, start, end
-			lives++
-		} else if deadSlot < 0 || end < deadEnd {
-			deadSlot, deadEnd = i, end
-		}
-	}
-	timedOut := now.Sub(c.stallSince) >= r.wait.Unblock
-	var end uint64
-	slot, dead := -1, false
-	switch {
-	case lives > 1:
-		// A producer that lost the CAS for this position has not yet
-		// cleared its claim: which one owns the record is not known for
-		// a few instructions more. Decide next time.
-		return 0, nil
-	case live >= 0 && !timedOut:
-		return 0, nil
-	case live >= 0:
-		end, slot = liveEnd, live
-	case deadSlot >= 0:
-		end, slot, dead = deadEnd, deadSlot, true
-	case !timedOut:
-		return 0, nil
-	case l < 0:
-		// A span marked by a consumer before, or claimed by a writer
-		// that marks claims with their negated length.
-		end = h + uint64(codec.AlignUp(int(-int64(l))))
-	default:
-		// No claim names the record: it runs to the next written word,
-		// the start of another claim, or the tail.
-		end = h + codec.Align
-		for ; end < t && end-h < maxMark && r.words[int(end&r.geo.mask)/4].Load() == 0 && !c.claimStarts(end); end += codec.Align {
-		}
-	}
-	if end <= h || end > t || end-h > uint64(r.geo.capacity) || end-h > maxMark {
-		return 0, r.corrupt(h, "skipped span would end at %d, the tail is %d", end, t)
-	}
-	// Mark the span, atomically against the owner's commit: if the
-	// commit landed first, the record is read next time, never skipped.
-	// The mark (the span's negated length) makes a later commit fail, and
-	// tells a consumer that takes over exactly what to skip.
-	off := int(h & r.geo.mask)
-	if !r.words[off/4].CompareAndSwap(le32(uint32(l)), le32(uint32(-int32(end-h)))) {
-		return 0, nil
-	}
-	if live >= 0 {
-		c.pins = append(c.pins, pin{pos: h, claim: liveStart, slot: &r.slots[live], lock: slotLock(live)})
-	}
-	c.unflushed.skipped++
-	if c.onSkip != nil {
-		c.onSkip(Skip{Position: h, Bytes: int(end - h), Slot: slot, OwnerDead: dead})
-	}
-	return end - h, nil
-}
-
-// claimStarts reports whether some producer's claim starts at pos.
-func (c *Consumer) claimStarts(pos uint64) bool {
-	for i := range c.r.slots {
-		if start, _, ok := c.r.slots[i].covers(pos); ok && start == pos {
-			return true
-		}
-	}
-	return false
-}
-
-// maxMark is the longest span one mark may cover: its negated length must
-// fit the int32 length word.
-const maxMark = uint64(codec.MaxLength &^ (codec.Align - 1))
-
-// release frees the frame at the head after a receive.
-func (c *Consumer) release(size, n int) {
-	c.head += uint64(size)
-	c.unflushed.msgs++
-	c.unflushed.bytes += uint64(n)
-	c.publishHead()
-	if c.unflushed.msgs >= flushEvery {
-		c.flushStats()
-	}
-}
-
-// publishHead hands what the consumer has read back to the producers: the
-// shared head moves to the read position, or in MPSC to the first record
-// still pinned, and the bytes released are zeroed first (MPSC: free space
-// must read as zero, see layout.go). Then producers that announced they
-// may sleep are woken (see Ring.await for why no wake-up is lost).
-func (c *Consumer) publishHead() {
-	r := c.r
-	target := c.head
-	if c.mpsc {
-		if len(c.pins) > 0 {
-			c.resolvePins()
-			if len(c.pins) > 0 {
-				target = min(target, c.pins[0].pos)
+		set := le64(r.ready[w].Swap(0))
+		for set != 0 {
+			i := w*64 + bits.TrailingZeros64(set)
+			set &= set - 1
+			if i < len(c.lanes) {
+				c.heat(i)
 			}
 		}
-		for from := c.released; from < target; {
-			off := int(from & r.geo.mask)
-			n := min(int(target-from), r.geo.capacity-off)
-			clear(r.data[off : off+n])
-			from += uint64(n)
-		}
-	}
-	if target == c.released {
-		return // MPSC: everything read stands behind a pin
-	}
-	c.released = target
-	r.head.Store(le64(target))
-	if r.prodWaiters.Load() != 0 {
-		r.prodSeq.Add(1)
-		futex.WakeAtomic(r.prodSeq, futex.All)
 	}
 }
 
-// resolvePins drops the pins whose producers let go of their claims or
-// died: no one writes to those records any more.
-func (c *Consumer) resolvePins() {
-	for len(c.pins) > 0 {
-		p := c.pins[0]
-		held, err := c.r.seg.Locked(p.lock, 1)
-		if err != nil || (held && le64(p.slot.claim.Load()) == p.claim) {
-			return // still held (or unknown): keep the space pinned
+// heat puts lane i on the hot list and tells its producer to stop
+// signalling.
+func (c *Consumer) heat(i int) {
+	cl := &c.lanes[i]
+	if cl.hot {
+		return
+	}
+	cl.hot, cl.idle = true, 0
+	cl.signal.Store(0)
+	c.hot = append(c.hot, i) // within the capacity made at attach
+}
+
+// cool asks the lane's producer to signal its next commit, then looks at
+// the lane once more: a record committed before the producer could see
+// the request keeps the lane hot. It reports whether the lane left the
+// hot list (c.cur then names the lane after it).
+func (c *Consumer) cool(cl *clane) bool {
+	if cl.head != cl.released {
+		return false // a batch still to release
+	}
+	cl.signal.Store(le32(1))
+	if cl.words[int(cl.head&c.r.geo.mask)/4].Load() != 0 {
+		cl.signal.Store(0)
+		cl.idle = 0
+		return false
+	}
+	cl.hot = false
+	for k, i := range c.hot {
+		if i == cl.idx {
+			c.hot = append(c.hot[:k], c.hot[k+1:]...)
+			if c.cur > k {
+				c.cur--
+			}
+			break
 		}
-		c.pins = c.pins[1:]
+	}
+	c.served = 0
+	return true
+}
+
+// count adds a received message of n bytes to the statistics.
+func (c *Consumer) count(n int) {
+	c.unflushed.msgs++
+	c.unflushed.bytes += uint64(n)
+	if c.unflushed.msgs >= flushEvery {
+		c.flush()
 	}
 }
 
-func (c *Consumer) flushStats() {
-	s := &c.r.stats
-	addLE(s[0], c.unflushed.msgs)
-	addLE(s[1], c.unflushed.bytes)
-	addLE(s[2], c.unflushed.skipped)
+// publishHead hands what the consumer has read in a lane back to its
+// producer.
+func (c *Consumer) publishHead(cl *clane) {
+	cl.released = cl.head
+	cl.lane.head.Store(le64(cl.head))
+}
+
+// wakeProducer wakes the lane's producer if it announced that it sleeps
+// for room and the release made that much room (see Ring.await).
+func (c *Consumer) wakeProducer(cl *clane) {
+	w := uint64(le32(cl.waiting.Load()))
+	if w == 0 {
+		return
+	}
+	t := le64(cl.tail.Load()) // published before the producer announced
+	if t >= cl.released && t-cl.released+w > uint64(c.r.geo.capacity) {
+		return // not enough room yet
+	}
+	cl.seq.Add(1)
+	futex.WakeAtomic(cl.seq, 1)
+}
+
+func (c *Consumer) flush() {
+	addLE(c.r.recvMsgs, c.unflushed.msgs)
+	addLE(c.r.recvBytes, c.unflushed.bytes)
 	c.unflushed = counters{}
 }
 
 // Consumer as a waiter, for a message in an empty ring.
 
 func (c *Consumer) poll() (bool, error) {
-	w := &c.r.words[int(c.head&c.r.geo.mask)/4]
-	if c.mpsc {
-		// A committed record, or a stalled one due for another look.
-		if l := int32(le32(w.Load())); l > 0 {
-			return true, nil
-		} else if l != 0 || le64(c.r.tail.Load()) != c.head {
-			return c.stallPos != c.head || !time.Now().Before(c.nextProbe), nil
-		}
-		return false, nil
+	if c.g.isClosed() {
+		return false, c.r.errorf("receive: %w", ErrClosed)
 	}
-	if w.Load() != 0 {
-		return true, nil
-	}
-	if c.r.prodState.Load() == le32(stateClosed) {
-		// The producer's last record was committed before its state
-		// changed: look once more, then it is the end.
-		if w.Load() != 0 {
+	c.gather()
+	for _, i := range c.hot {
+		cl := &c.lanes[i]
+		if cl.words[int(cl.head&c.r.geo.mask)/4].Load() != 0 {
 			return true, nil
 		}
-		return false, io.EOF
+	}
+	if !c.mpsc {
+		cl := &c.lanes[0]
+		if cl.state.Load() == le32(stateClosed) {
+			// The producer's last record was committed before its state
+			// changed: look once more, then it is the end.
+			if cl.words[int(cl.head&c.r.geo.mask)/4].Load() != 0 {
+				return true, nil
+			}
+			return false, io.EOF
+		}
 	}
 	return false, nil
 }
 
+// ended: an MPSC stream ends when no producer is attached, at least one
+// closed, and every lane is drained. A dead producer does not end it:
+// another may take its lane.
+func (c *Consumer) ended() error {
+	if !c.mpsc {
+		return nil
+	}
+	closed := false
+	for i := range c.lanes {
+		cl := &c.lanes[i]
+		switch le32(cl.state.Load()) {
+		case stateAttached:
+			return nil
+		case stateClosed:
+			closed = true
+		}
+		if cl.words[int(cl.head&c.r.geo.mask)/4].Load() != 0 {
+			return nil
+		}
+	}
+	if closed {
+		return io.EOF
+	}
+	return nil
+}
+
 func (c *Consumer) peer() error {
-	r := c.r
 	if c.mpsc {
-		return c.peerMPSC()
+		return nil
 	}
-	if t := le64(r.tail.Load()); t > c.head && t-c.head > uint64(r.geo.capacity) {
-		return r.corrupt(c.head, "tail %d is more than the capacity ahead", t)
-	}
-	switch st, err := r.roleState(r.prodState, slotLock(0)); {
+	r, l := c.r, &c.r.lanes[0]
+	switch st, err := r.roleState(l.state, l.lock()); {
 	case err != nil:
 		return r.errorf("producer liveness: %w", err)
 	case st == RoleClosed:
@@ -502,55 +580,69 @@ func (c *Consumer) peer() error {
 	return nil
 }
 
-// peerMPSC: the stream ends when the ring is empty and every producer
-// that attached has closed. A dead producer does not end it (another may
-// take its slot); its records are skipped by next.
-func (c *Consumer) peerMPSC() error {
-	r := c.r
-	if len(c.pins) > 0 {
-		c.publishHead()
-	}
-	if le64(r.tail.Load()) != c.head {
-		return nil
-	}
-	closed := false
-	for i := range r.slots {
-		switch le32(r.slots[i].state.Load()) {
-		case stateAttached:
-			return nil
-		case stateClosed:
-			closed = true
-		}
-	}
-	if closed && le64(r.tail.Load()) == c.head {
-		return io.EOF
-	}
-	return nil
-}
-
+// announce hands every hot lane to the ready set (a lane found busy stays
+// hot, and the poll after the announcement finds it), then declares that
+// the consumer may sleep.
 func (c *Consumer) announce() {
-	c.flushStats() // an idle side's counters are current
+	c.flush() // an idle side's counters are current
+	for k := len(c.hot) - 1; k >= 0; k-- {
+		c.cool(&c.lanes[c.hot[k]])
+	}
 	c.r.consParked.Store(le32(1))
 }
 func (c *Consumer) retract() { c.r.consParked.Store(0) }
 
 // Close gives up the consumer role. A producer waiting for room, or
-// sending afterwards, gets ErrClosed. A peeked message that was not
-// released stays in the ring for the next consumer. Calling Close again
-// returns nil.
+// sending afterwards, gets ErrClosed. A message that was peeked or drained
+// but not released stays in the ring for the next consumer. Close may be
+// called from any goroutine: a receive blocked in this Consumer returns
+// ErrClosed, and the role is given up when that receive returns. Calling
+// Close again returns nil.
 func (c *Consumer) Close() error {
-	if c.closed {
+	finalize, first := c.g.close()
+	if !first {
 		return nil
 	}
-	c.closed = true
-	r := c.r
-	c.flushStats()
-	r.consState.Store(le32(stateClosed))
-	r.prodSeq.Add(1)
-	if _, err := futex.WakeAtomic(r.prodSeq, futex.All); err != nil {
-		return r.errorf("consumer close: %w", err)
+	c.r.consSeq.Add(1)
+	futex.WakeAtomic(c.r.consSeq, futex.All) // a receive parked for a message
+	if !finalize {
+		return nil
 	}
-	if err := c.lock.Unlock(); err != nil {
+	return c.finalize()
+}
+
+// leave ends a call, finalizing the handle if Close came meanwhile.
+func (c *Consumer) leave(err error) error {
+	if c.g.leave() {
+		c.finalize()
+	}
+	return err
+}
+
+// finalize gives up the role and wakes every producer parked for room, so
+// that it sees the consumer closed. It runs once, with no call inside the
+// handle.
+func (c *Consumer) finalize() error {
+	r := c.r
+	c.flush()
+	r.consState.Store(le32(stateClosed))
+	crashAt(cpConsumerClose)
+	var errs []error
+	for i := range r.lanes {
+		l := &r.lanes[i]
+		if l.waiting.Load() != 0 {
+			l.seq.Add(1)
+			_, err := futex.WakeAtomic(l.seq, futex.All)
+			errs = append(errs, err)
+		}
+	}
+	errs = append(errs, c.lock.Unlock())
+	r.forget(c)
+	errs = append(errs, r.release())
+	if c.own {
+		errs = append(errs, r.Close())
+	}
+	if err := errors.Join(errs...); err != nil {
 		return r.errorf("consumer close: %w", err)
 	}
 	return nil

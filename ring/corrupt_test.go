@@ -31,8 +31,8 @@ func hostileRing(t *testing.T, o Options, pos uint64) (*Ring, *Producer, *Consum
 		t.Fatalf("Create: %v", err)
 	}
 	t.Cleanup(func() { r.Close() })
-	r.head.Store(le64(pos))
-	r.tail.Store(le64(pos))
+	r.lanes[0].head.Store(le64(pos))
+	r.lanes[0].tail.Store(le64(pos))
 	c, err := r.Consumer()
 	if err != nil {
 		t.Fatalf("Consumer: %v", err)
@@ -48,9 +48,9 @@ func hostileRing(t *testing.T, o Options, pos uint64) (*Ring, *Producer, *Consum
 // type and flags first, then the length word, atomically, as a producer
 // commits.
 func hostileFrame(r *Ring, off int, length int32, typ codec.Type, flags codec.Flags) {
-	binary.LittleEndian.PutUint16(r.data[off+codec.OffType:], uint16(typ))
-	binary.LittleEndian.PutUint16(r.data[off+codec.OffFlags:], uint16(flags))
-	r.words[off/4].Store(le32(uint32(length)))
+	binary.LittleEndian.PutUint16(r.lanes[0].data[off+codec.OffType:], uint16(typ))
+	binary.LittleEndian.PutUint16(r.lanes[0].data[off+codec.OffFlags:], uint16(flags))
+	r.lanes[0].words[off/4].Store(le32(uint32(length)))
 }
 
 // hostileEncode writes a complete, well-formed frame with flags f at off,
@@ -62,8 +62,8 @@ func hostileEncode(t *testing.T, r *Ring, off int, payload []byte, f codec.Flags
 	if err != nil {
 		t.Fatal(err)
 	}
-	copy(r.data[off+4:], buf[4:n])
-	r.words[off/4].Store(le32(binary.LittleEndian.Uint32(buf[:])))
+	copy(r.lanes[0].data[off+4:], buf[4:n])
+	r.lanes[0].words[off/4].Store(le32(binary.LittleEndian.Uint32(buf[:])))
 }
 
 // hostileNoPanic runs fn and turns a panic into a test failure, so that one
@@ -208,22 +208,22 @@ func TestCorruptHostileRecords(t *testing.T) {
 			if err := p.TrySend([]byte("hello, checksum")); err != nil {
 				t.Fatal(err)
 			}
-			r.data[codec.HeaderLen(codec.FlagChecksum)+3] ^= 0x20
+			r.lanes[0].data[codec.HeaderLen(codec.FlagChecksum)+3] ^= 0x20
 		}, 0, codec.ErrChecksum, nil},
 		{"checksum mismatch after a real padding", cs, end - 64, func(t *testing.T, r *Ring, p *Producer) {
 			if err := p.TrySend(make([]byte, 100)); err != nil { // pads 64 bytes, goes to offset 0
 				t.Fatal(err)
 			}
-			if typ := binary.LittleEndian.Uint16(r.data[end-64+codec.OffType:]); typ != uint16(codec.TypePadding) {
+			if typ := binary.LittleEndian.Uint16(r.lanes[0].data[end-64+codec.OffType:]); typ != uint16(codec.TypePadding) {
 				t.Fatalf("no padding frame at offset %d: type %d", end-64, typ)
 			}
-			r.data[codec.HeaderLen(codec.FlagChecksum)+99] = 1
+			r.lanes[0].data[codec.HeaderLen(codec.FlagChecksum)+99] = 1
 		}, end, codec.ErrChecksum, nil},
 		{"checksum field flipped", cs, 256, func(t *testing.T, r *Ring, p *Producer) {
 			if err := p.TrySend([]byte("x")); err != nil {
 				t.Fatal(err)
 			}
-			r.data[256+codec.OffChecksum] ^= 1
+			r.lanes[0].data[256+codec.OffChecksum] ^= 1
 		}, 256, codec.ErrChecksum, nil},
 	}
 	for _, tt := range tests {
@@ -287,7 +287,7 @@ func TestCorruptHostileControl(t *testing.T) {
 		for _, peek := range []bool{false, true} {
 			t.Run(fmt.Sprintf("%s/peek=%v", tt.name, peek), func(t *testing.T) {
 				r, _, c := hostileRing(t, Options{Wait: tt.wait}, tt.pos)
-				r.tail.Store(le64(tt.tail))
+				r.lanes[0].tail.Store(le64(tt.tail))
 				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 				defer cancel()
 				start := time.Now()
@@ -328,8 +328,8 @@ func TestCorruptHostileConsumerAttach(t *testing.T) {
 			if err := c.Close(); err != nil {
 				t.Fatal(err)
 			}
-			r.head.Store(le64(tt.head))
-			r.tail.Store(le64(tt.tail))
+			r.lanes[0].head.Store(le64(tt.head))
+			r.lanes[0].tail.Store(le64(tt.tail))
 			if tt.write != nil {
 				tt.write(r)
 			}
@@ -340,8 +340,8 @@ func TestCorruptHostileConsumerAttach(t *testing.T) {
 			}
 			hostileWantCorrupt(t, r, "Consumer", err, tt.head, nil)
 			// The refused consumer left the role free.
-			r.head.Store(0)
-			r.tail.Store(0)
+			r.lanes[0].head.Store(0)
+			r.lanes[0].tail.Store(0)
 			c, err = r.Consumer()
 			if err != nil {
 				t.Fatalf("Consumer after the cursors were repaired: %v", err)
@@ -399,13 +399,13 @@ func TestCorruptHostileProducerHead(t *testing.T) {
 				if n == 0 {
 					t.Fatal("the ring took no message")
 				}
-				tail := le64(r.tail.Load())
+				tail := le64(r.lanes[0].tail.Load())
 				head := tt.head(tail)
-				r.head.Store(le64(head))
+				r.lanes[0].head.Store(le64(head))
 				var err error
 				hostileNoPanic(t, s.name, func() { err = s.send(p, msg) })
 				hostileWantCorrupt(t, r, s.name, err, head, nil)
-				if got := le64(r.tail.Load()); got != tail {
+				if got := le64(r.lanes[0].tail.Load()); got != tail {
 					t.Errorf("tail moved from %d to %d: the producer wrote after it found the head corrupt", tail, got)
 				}
 			})
@@ -439,8 +439,8 @@ func TestCorruptHostileProducerAttach(t *testing.T) {
 			if err := p.Close(); err != nil {
 				t.Fatal(err)
 			}
-			r.head.Store(le64(tt.head))
-			r.tail.Store(le64(tt.tail))
+			r.lanes[0].head.Store(le64(tt.head))
+			r.lanes[0].tail.Store(le64(tt.tail))
 			if tt.write != nil {
 				tt.write(r)
 			}

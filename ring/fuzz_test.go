@@ -80,10 +80,10 @@ func hostileFuzzRing(t *testing.T, dir string, checksum, zeroFree bool) (*Ring, 
 	}
 	if zeroFree {
 		// From the end of the records to the head, a lap on.
-		clear(r.data[int(le64(r.tail.Load())&r.geo.mask):hostileFuzzHead])
+		clear(r.lanes[0].data[int(le64(r.lanes[0].tail.Load())&r.geo.mask):hostileFuzzHead])
 	}
-	if h, pad := le64(r.head.Load()), codec.TypePadding; h != hostileFuzzHead ||
-		binary.LittleEndian.Uint16(r.data[hostileFuzzPad+codec.OffType:]) != uint16(pad) {
+	if h, pad := le64(r.lanes[0].head.Load()), codec.TypePadding; h != hostileFuzzHead ||
+		binary.LittleEndian.Uint16(r.lanes[0].data[hostileFuzzPad+codec.OffType:]) != uint16(pad) {
 		t.Fatalf("the base ring is not as its description says: head %d", h)
 	}
 	return r, c, unread
@@ -242,7 +242,7 @@ func FuzzCorruptRing(f *testing.F) {
 		{false, false, 0x00, hostileMut(offTail, u64(4893)...)},                         // unaligned tail
 		{false, false, 0x00, hostileMut(offMagic, 'X')},                                 // bad magic
 		{false, false, 0x00, hostileMut(offMagic, 0, 0, 0, 0, 0, 0, 0, 0)},              // no magic
-		{true, false, 0x00, hostileMut(offVersion, 2)},                                  // bad version
+		{true, false, 0x00, hostileMut(offVersion, 1)},                                  // layout version 1
 		{false, false, 0x00, hostileMut(offFlags, flagChecksum)},                        // checksum flag added
 		{true, false, 0x00, hostileMut(offFlags, 0)},                                    // checksum flag removed
 		{false, false, 0x00, hostileMut(offFlags, flagMPSC)},                            // MPSC flag
@@ -415,3 +415,10 @@ func FuzzCorruptRing(f *testing.F) {
 		})
 	})
 }
+
+// Lane 0's words, as the hostile tests address them.
+const (
+	offHead      = offLaneTable + offLaneHead
+	offTail      = offLaneTable + offLaneTail
+	offProdState = offLaneTable + offLaneState
+)

@@ -1,6 +1,7 @@
 package ring
 
 import (
+	"fmt"
 	"sync/atomic"
 	"time"
 )
@@ -20,45 +21,62 @@ const (
 )
 
 func (s RoleState) String() string {
-	return [...]string{"none", "alive", "closed", "dead"}[s]
+	if s <= RoleDead {
+		return [...]string{"none", "alive", "closed", "dead"}[s]
+	}
+	return fmt.Sprintf("RoleState(%d)", uint8(s))
 }
 
 // Info describes a ring for inspection: geometry, who is attached and
-// alive, and the counters. Reading it takes no role and changes nothing.
+// alive, each lane's fill and counters. Reading it takes no role and
+// changes nothing.
 type Info struct {
 	Name        string
 	Mode        Mode
-	Capacity    int
+	Capacity    int // per lane
 	MaxMessage  int
 	Checksum    bool
 	SegmentSize int
 	Created     time.Time
 	CreatorPID  uint32 // informational: a PID is no proof of life
+	Instance    uint64
 	// OwnerAlive: the creating handle is still open in a live process.
 	OwnerAlive bool
 	// Attached: some live process has the ring open (other than through a
 	// read-only handle).
-	Attached bool
-	Consumer RoleState
-	// Producers holds one state per producer slot that was ever used (all
-	// slots for MPSC, one for SPSC).
-	Producers []ProducerInfo
-	Stats     Stats
+	Attached    bool
+	Consumer    RoleState
+	ConsumerPID uint32 // informational
+	// Lanes holds every lane that was ever taken by a producer (the one
+	// lane of an SPSC ring always).
+	Lanes []LaneInfo
+	Stats Stats
 }
 
-// ProducerInfo is one producer slot.
-type ProducerInfo struct {
-	Slot  int
-	State RoleState
-	PID   uint32 // informational
+// LaneInfo is one lane.
+type LaneInfo struct {
+	Lane  int
+	State RoleState // its producer's
+	PID   uint32    // informational
+	// Head is the consumer's released position; Tail the producer's
+	// published one, which lags its commits by up to 256 messages while
+	// it sends, and is exact once it waits or closes. Tail-Head bytes are
+	// in flight.
+	Head, Tail            uint64
+	Sent, SentBytes, Full uint64
 }
 
 // Info reads the ring's description. It works on read-only handles.
 func (r *Ring) Info() (Info, error) {
+	if !r.acquire() {
+		return Info{}, r.errorf("info: %w", ErrClosed)
+	}
+	defer r.release()
 	in := Info{
 		Name: r.Name(), Mode: r.geo.mode, Capacity: r.geo.capacity, MaxMessage: r.geo.maxPayload(),
 		Checksum: r.geo.checksum, SegmentSize: r.geo.segSize, Created: r.geo.created,
-		CreatorPID: r.geo.creator, Stats: r.Stats(),
+		CreatorPID: r.geo.creator, Instance: r.geo.instance, Stats: r.Stats(),
+		ConsumerPID: le32(r.consPID.Load()),
 	}
 	var err error
 	if in.OwnerAlive, err = r.seg.Locked(lockOwner, 1); err != nil {
@@ -70,17 +88,16 @@ func (r *Ring) Info() (Info, error) {
 	if in.Consumer, err = r.roleState(r.consState, lockConsumer); err != nil {
 		return in, err
 	}
-	for i := range r.slots {
-		state := r.slots[i].state
-		if r.geo.mode == SPSC {
-			state = r.prodState
-		}
-		st, err := r.roleState(state, slotLock(i))
+	for i := range r.lanes {
+		l := &r.lanes[i]
+		st, err := r.roleState(l.state, l.lock())
 		if err != nil {
 			return in, err
 		}
-		if st != RoleNone {
-			in.Producers = append(in.Producers, ProducerInfo{Slot: i, State: st, PID: le32(r.slots[i].pid.Load())})
+		if st != RoleNone || len(r.lanes) == 1 {
+			in.Lanes = append(in.Lanes, LaneInfo{Lane: i, State: st, PID: le32(l.pid.Load()),
+				Head: le64(l.head.Load()), Tail: le64(l.tail.Load()),
+				Sent: le64(l.sentMsgs.Load()), SentBytes: le64(l.sentBytes.Load()), Full: le64(l.full.Load())})
 		}
 	}
 	return in, nil

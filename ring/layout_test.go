@@ -21,37 +21,39 @@ func TestLayoutOffsets(t *testing.T) {
 		{"data offset", offDataOff, 24},
 		{"segment size", offSegSize, 32},
 		{"max frame", offMaxFrame, 40},
-		{"slots", offSlots, 44},
+		{"lanes", offLanes, 44},
 		{"created", offCreated, 48},
 		{"creator", offCreator, 56},
-		{"tail", offTail, 128},
-		{"head", offHead, 256},
-		{"consumer futex", offConsSeq, 384},
-		{"consumer parked", offConsParked, 388},
-		{"consumer state", offConsState, 392},
-		{"producer futex", offProdSeq, 512},
-		{"producers waiting", offProdWaiters, 516},
-		{"producer state", offProdState, 520},
-		{"received", offStatRecvMsgs, 640},
-		{"received bytes", offStatRecvBytes, 648},
-		{"skipped", offStatSkipped, 656},
-		{"sent", offStatSentMsgs, 768},
-		{"sent bytes", offStatSentBytes, 776},
-		{"full", offStatFull, 784},
-		{"slot table", offSlotTable, 1024},
-		{"slot size", slotSize, 128},
-		{"slot state", offSlotState, 0},
-		{"slot pid", offSlotPID, 4},
-		{"slot claim", offSlotClaim, 8},
-		{"slot claim length", offSlotLen, 16},
+		{"instance", offInstance, 64},
+		{"consumer futex", offConsSeq, 128},
+		{"consumer parked", offConsParked, 132},
+		{"consumer state", offConsState, 136},
+		{"consumer pid", offConsPID, 140},
+		{"received", offStatRecvMsgs, 256},
+		{"received bytes", offStatRecvBytes, 264},
+		{"ready set", offReady, 384},
+		{"ready words", readyWords, 16},
+		{"lane table", offLaneTable, 1024},
+		{"lane size", laneSize, 256},
+		{"lane tail", offLaneTail, 0},
+		{"lane state", offLaneState, 8},
+		{"lane pid", offLanePID, 12},
+		{"lane sent", offLaneSentMsgs, 16},
+		{"lane sent bytes", offLaneSentBytes, 24},
+		{"lane full", offLaneFull, 32},
+		{"lane signal", offLaneSignal, 40},
+		{"lane head", offLaneHead, 128},
+		{"lane producer futex", offLaneSeq, 136},
+		{"lane producer waiting", offLaneWaiting, 140},
 		{"owner lock", lockOwner, 0},
 		{"attached lock", lockAttached, 1},
 		{"consumer lock", lockConsumer, 256},
-		{"slot 3 lock", int(slotLock(3)), 1024 + 3*128},
+		{"lane 3 lock", laneBase(3), 1024 + 3*256},
+		{"max lanes", maxLanes, 1024},
 		{"SPSC data offset", dataOffset(1), 4096},
-		{"64-slot data offset", dataOffset(64), 12288},
-		{"4096-slot data offset", dataOffset(4096), 1024 + 4096*128 + 3072},
-		{"layout version", layoutVersion, 1},
+		{"16-lane data offset", dataOffset(16), 8192},
+		{"1024-lane data offset", dataOffset(1024), 1024 + 1024*256 + 3072},
+		{"layout version", layoutVersion, 2},
 	} {
 		if tc.got != tc.want {
 			t.Errorf("%s: %d, want %d", tc.name, tc.got, tc.want)
@@ -62,16 +64,21 @@ func TestLayoutOffsets(t *testing.T) {
 	if string(m[:]) != "RINGWIRE" {
 		t.Errorf("magic reads %q in memory, want RINGWIRE", m)
 	}
-	// Hot fields of different writers never share a 128-byte block, and
-	// every 64-bit field is 8-byte aligned.
-	writers := map[int]string{offTail / blockSize: "tail", offHead / blockSize: "head",
-		offConsSeq / blockSize: "consumer signals", offProdSeq / blockSize: "producer signals",
-		offStatRecvMsgs / blockSize: "consumer stats", offStatSentMsgs / blockSize: "producer stats"}
-	if len(writers) != 6 {
-		t.Errorf("hot fields share blocks: %v", writers)
+	// Hot fields of different writers never share a 128-byte block: the
+	// consumer's signals, its statistics, the ready set, and each lane's
+	// producer block and consumer block.
+	blocks := map[int]string{offConsSeq / blockSize: "consumer signals", offStatRecvMsgs / blockSize: "consumer stats",
+		offReady / blockSize: "ready set", (offLaneTable + offLaneTail) / blockSize: "lane 0 producer",
+		(offLaneTable + offLaneHead) / blockSize: "lane 0 consumer", (laneBase(1) + offLaneTail) / blockSize: "lane 1 producer"}
+	if len(blocks) != 6 {
+		t.Errorf("hot fields share blocks: %v", blocks)
 	}
-	for _, off := range []int{offMagic, offCapacity, offDataOff, offSegSize, offCreated, offTail, offHead,
-		offStatRecvMsgs, offStatRecvBytes, offStatSkipped, offStatSentMsgs, offStatSentBytes, offStatFull, offSlotTable + offSlotClaim} {
+	if offReady+readyWords*8 > offReady+blockSize || readyWords*64 != maxLanes {
+		t.Errorf("the ready set (%d words) does not fill one block with a bit per lane", readyWords)
+	}
+	for _, off := range []int{offMagic, offCapacity, offDataOff, offSegSize, offCreated, offInstance,
+		offStatRecvMsgs, offStatRecvBytes, offReady, offLaneTable + offLaneTail, offLaneTable + offLaneSentMsgs,
+		offLaneTable + offLaneSentBytes, offLaneTable + offLaneFull, offLaneTable + offLaneHead} {
 		if off%8 != 0 {
 			t.Errorf("64-bit field at %d is not 8-byte aligned", off)
 		}
@@ -81,7 +88,7 @@ func TestLayoutOffsets(t *testing.T) {
 // TestHeaderBytes pins the bytes Create writes for one geometry: what a
 // C, Rust or Python reader of docs/LAYOUT.md must find.
 func TestHeaderBytes(t *testing.T) {
-	r, err := Create("", Options{Dir: t.TempDir(), Capacity: 8192, Checksum: true, MaxMessage: 1000})
+	r, err := Create("", Options{Dir: t.TempDir(), Capacity: 8192, Checksum: true, MaxMessage: 1000, Mode: MPSC, Slots: 3})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,22 +100,31 @@ func TestHeaderBytes(t *testing.T) {
 		got, want uint64
 	}{
 		{"magic", le.Uint64(b[0:]), 0x45524957474e4952},
-		{"version", uint64(le.Uint32(b[8:])), 1},
-		{"flags (checksum)", uint64(le.Uint32(b[12:])), 2},
+		{"version", uint64(le.Uint32(b[8:])), 2},
+		{"flags (MPSC, checksum)", uint64(le.Uint32(b[12:])), 3},
 		{"capacity", le.Uint64(b[16:]), 8192},
 		{"data offset", le.Uint64(b[24:]), 4096},
-		{"segment size", le.Uint64(b[32:]), 4096 + 8192},
+		{"segment size", le.Uint64(b[32:]), 4096 + 3*8192},
 		{"max frame", uint64(le.Uint32(b[40:])), 16 + 1000},
-		{"slots", uint64(le.Uint32(b[44:])), 1},
-		{"file size", uint64(len(b)), 4096 + 8192},
+		{"lanes", uint64(le.Uint32(b[44:])), 3},
+		{"instance is set", boolU(le.Uint64(b[64:]) != 0), 1},
+		{"instance as Info says", le.Uint64(b[64:]), r.Instance()},
+		{"file size", uint64(len(b)), 4096 + 3*8192},
 	} {
 		if tc.got != tc.want {
 			t.Errorf("%s: %d, want %d", tc.name, tc.got, tc.want)
 		}
 	}
-	for i := 60; i < 1024; i++ {
+	for i := headerFields; i < dataOffset(3); i++ {
 		if b[i] != 0 {
 			t.Fatalf("byte %d of a fresh ring is %#x, want 0", i, b[i])
 		}
 	}
+}
+
+func boolU(b bool) uint64 {
+	if b {
+		return 1
+	}
+	return 0
 }

@@ -176,11 +176,11 @@ func TestOpenHostileHeader(t *testing.T) {
 		{"capacity zero", ring(Options{}, u64(offCapacity, 0)), ErrCorrupt, "capacity 0"},
 		{"capacity above 2^40", ring(Options{}, u64(offCapacity, 1<<41)), ErrCorrupt, "capacity"},
 		{"capacity 2^63", ring(Options{}, u64(offCapacity, 1<<63)), ErrCorrupt, "capacity"},
-		{"SPSC with 2 slots", ring(Options{}, u32(offSlots, 2)), ErrCorrupt, "2 producer slots"},
-		{"slots 0", ring(Options{}, u32(offSlots, 0)), ErrCorrupt, "0 producer slots"},
+		{"SPSC with 2 slots", ring(Options{}, u32(offLanes, 2)), ErrCorrupt, "2 producer slots"},
+		{"slots 0", ring(Options{}, u32(offLanes, 0)), ErrCorrupt, "0 producer slots"},
 		{"MPSC with too many slots", ring(Options{}, func(t *testing.T, dir, name string) {
 			hostilePatch32(t, dir, name, offFlags, flagMPSC)
-			hostilePatch32(t, dir, name, offSlots, maxSlots+1)
+			hostilePatch32(t, dir, name, offLanes, maxLanes+1)
 		}), ErrCorrupt, "producer slots"},
 		{"data offset wrong", ring(Options{}, u64(offDataOff, 2*pageSize)), ErrCorrupt, "data offset"},
 		{"data offset zero", ring(Options{}, u64(offDataOff, 0)), ErrCorrupt, "data offset"},
@@ -242,7 +242,7 @@ func TestOpenHostileNotReady(t *testing.T) {
 			hostileSegment(t, dir, "r", hostileSegSize, nil)
 		}},
 		{"zero-filled header block, nothing else", func(t *testing.T, dir string) {
-			hostileSegment(t, dir, "r", offSlotTable, nil)
+			hostileSegment(t, dir, "r", offLaneTable, nil)
 		}},
 		{"header fields written, magic not yet", func(t *testing.T, dir string) {
 			// What Create leaves for a moment: a ring being built.
@@ -252,7 +252,7 @@ func TestOpenHostileNotReady(t *testing.T) {
 				t.Fatal(err)
 			}
 			clear(hdr[offMagic : offMagic+8])
-			hostileSegment(t, dir, "r", hostileSegSize, hdr[:offSlotTable])
+			hostileSegment(t, dir, "r", hostileSegSize, hdr[:offLaneTable])
 		}},
 		{"empty file", func(t *testing.T, dir string) {
 			if err := os.WriteFile(filepath.Join(dir, "r"), nil, 0o600); err != nil {
@@ -375,7 +375,7 @@ func TestOpenHostileLeavesSegmentUnchanged(t *testing.T) {
 		}},
 		{"corrupt header", false, func(t *testing.T, dir string) (string, bool) {
 			name, _ := hostileUsedRing(t, dir)
-			hostilePatch32(t, dir, name, offSlots, 0)
+			hostilePatch32(t, dir, name, offLanes, 0)
 			return name, false
 		}},
 	}

@@ -482,7 +482,7 @@ func TestPythonValidates(t *testing.T) {
 		{"unknown flag", edit(func(b []byte) []byte { le.PutUint32(b[offFlags:], 4); return b }), "corrupt", ErrCorrupt},
 		{"capacity not a power of two", edit(func(b []byte) []byte { le.PutUint64(b[offCapacity:], 5000); return b }), "corrupt", ErrCorrupt},
 		{"capacity too small", edit(func(b []byte) []byte { le.PutUint64(b[offCapacity:], 2048); return b }), "corrupt", ErrCorrupt},
-		{"two slots in SPSC", edit(func(b []byte) []byte { le.PutUint32(b[offSlots:], 2); return b }), "corrupt", ErrCorrupt},
+		{"two slots in SPSC", edit(func(b []byte) []byte { le.PutUint32(b[offLanes:], 2); return b }), "corrupt", ErrCorrupt},
 		{"data offset", edit(func(b []byte) []byte { le.PutUint64(b[offDataOff:], 8192); return b }), "corrupt", ErrCorrupt},
 		{"segment size", edit(func(b []byte) []byte { le.PutUint64(b[offSegSize:], 8184); return b }), "corrupt", ErrCorrupt},
 		{"max frame above capacity/2", edit(func(b []byte) []byte { le.PutUint32(b[offMaxFrame:], 2049); return b }), "corrupt", ErrCorrupt},

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"os"
-	"runtime"
 	"sync/atomic"
 	"time"
 
@@ -62,20 +61,15 @@ type Wait struct {
 	// Spin is how many polls Adaptive makes before it yields; 0 means
 	// 2048, some microseconds.
 	Spin int
-	// Yield is how many times Adaptive yields before it parks; 0 means 64.
+	// Yield is how many times Adaptive yields the processor to other
+	// processes (sched_yield) before it parks; 0 means 64.
 	Yield int
-	// PeerCheck is how often a waiting side checks that its peer is alive,
-	// and the longest a parked side sleeps between checks; 0 means
-	// DefaultPeerCheck. A dead peer is reported within about this time.
+	// PeerCheck is how often a waiting side checks that its peer is alive
+	// (a lock probe, one system call), and the longest a parked side sleeps
+	// between checks; 0 means DefaultPeerCheck. A dead peer is reported
+	// within about this time.
 	PeerCheck time.Duration
-	// Unblock is how long an MPSC consumer waits for a live producer to
-	// commit a record it claimed before skipping it; 0 means
-	// DefaultUnblock. A dead producer's record is skipped at once.
-	Unblock time.Duration
 }
-
-// DefaultUnblock is the default Wait.Unblock.
-const DefaultUnblock = time.Second
 
 func (w Wait) withDefaults() Wait {
 	if w.Spin <= 0 {
@@ -87,20 +81,20 @@ func (w Wait) withDefaults() Wait {
 	if w.PeerCheck <= 0 {
 		w.PeerCheck = DefaultPeerCheck
 	}
-	if w.Unblock <= 0 {
-		w.Unblock = DefaultUnblock
-	}
 	return w
 }
 
 // pause spends the i-th failed poll as the strategy says, and reports
-// whether it is time to park instead.
+// whether it is time to park instead. Adaptive and Yield give the
+// processor to other processes with sched_yield, not runtime.Gosched,
+// which only switches goroutines: with more busy processes than CPUs the
+// peer this side waits for may be the one that needs the CPU.
 func (w *Wait) pause(i int) (park bool) {
 	switch w.Mode {
 	case Spin:
 		return false
 	case Yield:
-		runtime.Gosched()
+		osYield()
 		return false
 	case Block:
 		return true
@@ -109,7 +103,7 @@ func (w *Wait) pause(i int) (park bool) {
 		return false
 	}
 	if i < w.Spin+w.Yield {
-		runtime.Gosched()
+		osYield()
 		return false
 	}
 	return true
@@ -117,24 +111,31 @@ func (w *Wait) pause(i int) (park bool) {
 
 // waiter is one side of the wake-up protocol, as await needs it.
 type waiter interface {
-	// poll reports whether the awaited condition holds.
+	// poll reports whether the awaited condition holds, or why waiting
+	// cannot succeed: this handle was closed (ErrClosed), the peer closed
+	// (io.EOF for a consumer, ErrClosed for a producer), or the shared
+	// state is corrupt. It makes no system call.
 	poll() (bool, error)
-	// peer reports why waiting cannot succeed: the peer closed (io.EOF
-	// for a consumer, ErrClosed for a producer), the peer died
-	// (ErrPeerDead), or the shared state is corrupt. nil otherwise.
+	// ended is poll's costlier half, made every 256 polls and before
+	// parking: end-of-stream conditions that need more than a load or two.
+	// It makes no system call.
+	ended() error
+	// peer reports whether the peer died (ErrPeerDead): a lock probe, made
+	// once per Wait.PeerCheck.
 	peer() error
 	// announce declares that this side may sleep; retract withdraws it.
 	announce()
 	retract()
 }
 
-// await waits until w.poll holds, ctx ends, or w.peer reports an error.
+// await waits until w.poll holds, ctx ends, the handle closes, or the
+// peer is found dead or gone.
 //
 // The wake-up protocol, which loses no wake-up and costs no syscall while
 // messages flow. The sleeper:
 //
 //	s := seq.Load()     // 1. snapshot the futex word
-//	announce()          // 2. publish "I may sleep" (atomic store or add)
+//	announce()          // 2. publish "I may sleep" (atomic store)
 //	if poll() { ... }   // 3. re-check the ring
 //	futex.Wait(seq, s)  // 4. sleep unless seq moved since 1
 //
@@ -145,7 +146,14 @@ type waiter interface {
 // at least one load sees the other side's store: either the sleeper's
 // re-check sees the change and it does not sleep, or the waker sees the
 // announcement and bumps seq after the snapshot, so the futex wait returns
-// at once or is woken. Spurious wake-ups only cost a loop.
+// at once or is woken. Close is a waker too: it stores closed, then bumps
+// seq and wakes. Spurious wake-ups only cost a loop.
+//
+// Contract of the futex wait (package futex): FUTEX_WAIT_BITSET on a word
+// of the shared mapping, without FUTEX_PRIVATE_FLAG, with an absolute
+// CLOCK_MONOTONIC deadline: the earlier of the context's deadline and
+// now+PeerCheck. EAGAIN (the word moved) and EINTR return at once; both
+// are a reason to poll again, not an error.
 func (r *Ring) await(ctx context.Context, w waiter, seq *atomic.Uint32) error {
 	deadline, hasDeadline := ctx.Deadline()
 	var stop func() bool
@@ -163,7 +171,7 @@ func (r *Ring) await(ctx context.Context, w waiter, seq *atomic.Uint32) error {
 		if !park && i&255 != 255 {
 			continue
 		}
-		// The slow checks: cancellation, deadline, the peer's health.
+		// The slow checks: cancellation, deadline, the peer.
 		if err := ctx.Err(); err != nil {
 			return err
 		}
@@ -171,15 +179,17 @@ func (r *Ring) await(ctx context.Context, w waiter, seq *atomic.Uint32) error {
 		if hasDeadline && !now.Before(deadline) {
 			return context.DeadlineExceeded
 		}
-		if park || now.Sub(checked) >= r.wait.PeerCheck {
+		err := w.ended()
+		if err == nil && now.Sub(checked) >= r.wait.PeerCheck {
 			checked = now
-			if err := w.peer(); err != nil {
-				// Whatever the peer did before it went is still delivered.
-				if ok, perr := w.poll(); ok || perr != nil {
-					return perr
-				}
-				return err
+			err = w.peer()
+		}
+		if err != nil {
+			// Whatever the peer did before it went is still delivered.
+			if ok, perr := w.poll(); ok || perr != nil {
+				return perr
 			}
+			return err
 		}
 		if !park {
 			continue
@@ -196,11 +206,11 @@ func (r *Ring) await(ctx context.Context, w waiter, seq *atomic.Uint32) error {
 			w.retract()
 			return err
 		}
-		until := now.Add(r.wait.PeerCheck)
+		until := checked.Add(r.wait.PeerCheck)
 		if hasDeadline && deadline.Before(until) {
 			until = deadline
 		}
-		err := futex.WaitAtomicUntil(seq, s, until)
+		err = futex.WaitAtomicUntil(seq, s, until)
 		w.retract()
 		if err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
 			return r.errorf("futex wait: %w", err)

@@ -2,13 +2,11 @@ package ring_test
 
 import (
 	"bufio"
-	"context"
 	"encoding/binary"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"os"
 	"os/exec"
 	"strconv"
@@ -108,118 +106,6 @@ func startMPSCChild(t *testing.T, dir, name, role string, id, n int) *exec.Cmd {
 		envCount+"="+strconv.Itoa(n), envID+"="+strconv.Itoa(id), "GORACE=atexit_sleep_ms=0")
 	cmd.Stderr = os.Stderr
 	return cmd
-}
-
-// TestMPSCTorture: four producer processes stream numbered, checksummed
-// messages of varied sizes; producers are SIGKILLed at random moments
-// (some between claim and commit) and replaced. The consumer checks that
-// every message is intact, that each producer's messages arrive in order
-// with none twice and none missing before its last, that the producers
-// that finish deliver everything Send accepted, and that the ring never
-// stalls longer than the unblock bound.
-func TestMPSCTorture(t *testing.T) {
-	dir := t.TempDir()
-	const unblock = 500 * time.Millisecond
-	r := newRing(t, ring.Options{Dir: dir, Mode: ring.MPSC, Slots: 16, Capacity: 16384, MaxMessage: 1024, Checksum: true,
-		Wait: ring.Wait{Unblock: unblock, PeerCheck: 10 * time.Millisecond}})
-	c, err := r.Consumer()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var skips int
-	c.OnSkip(func(ring.Skip) { skips++ })
-
-	const lanes, finalCount = 4, 3000
-	var mu sync.Mutex
-	var ids, killed int
-	finals := map[int]bool{}
-	harness := make(chan error, lanes)
-	for lane := range lanes {
-		go func() {
-			rng := rand.New(rand.NewPCG(uint64(lane), 7))
-			for {
-				mu.Lock()
-				id := ids
-				ids++
-				final := killed >= *kills
-				if !final {
-					killed++
-				} else {
-					finals[id] = true
-				}
-				mu.Unlock()
-				if final {
-					harness <- startMPSCChild(t, dir, r.Name(), "mpsc-produce", id, finalCount).Run()
-					return
-				}
-				cmd := startMPSCChild(t, dir, r.Name(), "mpsc-produce", id, 0)
-				out, err := cmd.StdoutPipe()
-				if err == nil {
-					err = cmd.Start()
-				}
-				if err != nil {
-					harness <- err
-					return
-				}
-				if _, err := bufio.NewReader(out).ReadString('\n'); err != nil {
-					harness <- fmt.Errorf("producer %d did not start: %w", id, err)
-					return
-				}
-				time.Sleep(time.Duration(rng.IntN(3000)) * time.Microsecond)
-				cmd.Process.Signal(syscall.SIGKILL)
-				cmd.Wait()
-			}
-		}()
-	}
-
-	next := map[int]int{}
-	want := make([]byte, 1024)
-	done, finished := 0, 0
-	last := time.Now()
-	var maxGap time.Duration
-	for finished < lanes {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		m, err := c.RecvContext(ctx)
-		cancel()
-		if err != nil {
-			t.Fatalf("after %d messages: %v", done, err)
-		}
-		now := time.Now()
-		maxGap, last = max(maxGap, now.Sub(last)), now
-		id, seq := int(binary.LittleEndian.Uint32(m)), int(binary.LittleEndian.Uint32(m[4:]))
-		if seq != next[id] {
-			t.Fatalf("producer %d: message %d arrived, expected %d", id, seq, next[id])
-		}
-		w := want[:mpscSize(id, seq, r.MaxMessage())]
-		mpscStamp(w, id, seq)
-		if string(m) != string(w) {
-			t.Fatalf("producer %d message %d: %d bytes, not the %d sent", id, seq, len(m), len(w))
-		}
-		next[id]++
-		done++
-		mu.Lock()
-		if finals[id] && next[id] == finalCount {
-			finished++
-		}
-		mu.Unlock()
-	}
-	for range lanes {
-		if err := <-harness; err != nil {
-			t.Fatalf("a producer that was not killed failed: %v", err)
-		}
-	}
-	t.Logf("%d messages from %d producer processes, %d SIGKILLed; %d records skipped; longest wait between messages %v",
-		done, ids, killed, skips, maxGap.Round(time.Millisecond))
-	// A stall is bounded by the unblock timeout plus process start-up and
-	// scheduling on a loaded machine; far less in practice.
-	if maxGap > unblock+5*time.Second {
-		t.Errorf("the ring stalled for %v", maxGap)
-	}
-	// Most kills land inside a claim; if none ever did, the test did not
-	// exercise what it is for.
-	if skips == 0 {
-		t.Errorf("no SIGKILL landed between claim and commit in %d kills", killed)
-	}
 }
 
 // TestMPSCConsumerTakeover: the consumer process is SIGKILLed mid-stream
