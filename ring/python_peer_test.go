@@ -1,10 +1,11 @@
 package ring
 
-// Cross-language tests: testdata/peer.py is a ringwire SPSC consumer and
-// producer written in Python from docs/LAYOUT.md alone. Running it against
-// the Go implementation proves that the document describes the bytes and the
-// protocol the Go code uses: header, cursors, records, padding, the
-// pre-zeroed length word, the wake-up protocol, state words and locks.
+// Cross-language tests: testdata/peer.py is a command-line driver over the
+// Python package in python/ringwire, an independent implementation of layout
+// version 2 (layout.go). Running it against the Go implementation proves
+// that the two agree on the bytes and the protocol: header, lanes, cursors,
+// records, padding, the pre-zeroed length word, the ready set, the wake-up
+// protocol, state words and locks, in SPSC and MPSC rings.
 
 import (
 	"bytes"
@@ -27,16 +28,16 @@ import (
 )
 
 // pyPython returns the python3 to run testdata/peer.py with, or skips the
-// test. dataPath says the test moves messages: peer.py then relies on x86's
-// ordering of plain loads and stores (see its module comment).
-func pyPython(t *testing.T, dataPath bool) string {
+// test. The Python package's rings need linux/amd64 (it relies on x86-64's
+// ordering of plain loads and stores, see python/ringwire/_native.py).
+func pyPython(t *testing.T) string {
 	t.Helper()
 	py, err := exec.LookPath("python3")
 	if err != nil {
 		t.Skipf("skipping: python3 is not installed (%v); these tests run testdata/peer.py", err)
 	}
-	if dataPath && runtime.GOARCH != "amd64" && runtime.GOARCH != "386" {
-		t.Skipf("skipping: testdata/peer.py relies on x86 (TSO) ordering of plain loads and stores, and GOARCH is %s", runtime.GOARCH)
+	if runtime.GOOS != "linux" || runtime.GOARCH != "amd64" {
+		t.Skipf("skipping: the python package's rings run on linux/amd64 only, this is %s/%s", runtime.GOOS, runtime.GOARCH)
 	}
 	return py
 }
@@ -53,30 +54,57 @@ type pyResult struct {
 	FirstBad *int   `json:"first_bad"`
 
 	// info
-	Version        uint32 `json:"version"`
-	Flags          uint32 `json:"flags"`
-	Capacity       int    `json:"capacity"`
-	DataOffset     int    `json:"data_offset"`
-	SegmentSize    int    `json:"segment_size"`
-	MaxFrame       int    `json:"max_frame"`
-	Slots          int    `json:"slots"`
-	CreatedNs      int64  `json:"created_ns"`
-	CreatorPID     int    `json:"creator_pid"`
-	MaxPayload     int    `json:"max_payload"`
-	ConsumerState  uint32 `json:"consumer_state"`
-	ProducerState  uint32 `json:"producer_state"`
-	OwnerAlive     bool   `json:"owner_alive"`
-	Attached       bool   `json:"attached"`
-	ConsumerAlive  bool   `json:"consumer_alive"`
-	ProducerAlive  bool   `json:"producer_alive"`
-	ProducerPID    int    `json:"producer_pid"`
-	Received       uint64 `json:"received"`
-	ReceivedBytes  uint64 `json:"received_bytes"`
-	Sent           uint64 `json:"sent"`
-	SentBytes      uint64 `json:"sent_bytes"`
-	StatFullTimes  uint64 `json:"full"`
+	// produce
+	Lane int `json:"lane"`
+	// consume --stamped: per producer id
+	PerID map[string]pyPerID `json:"per_id"`
+
+	// info
+	Version        uint32   `json:"version"`
+	Flags          uint32   `json:"flags"`
+	Capacity       int      `json:"capacity"`
+	DataOffset     int      `json:"data_offset"`
+	SegmentSize    int      `json:"segment_size"`
+	MaxFrame       int      `json:"max_frame"`
+	Lanes          int      `json:"lanes"`
+	CreatedNs      int64    `json:"created_ns"`
+	CreatorPID     int      `json:"creator_pid"`
+	Instance       uint64   `json:"instance"`
+	MaxPayload     int      `json:"max_payload"`
+	ConsumerState  uint32   `json:"consumer_state"`
+	ConsumerPID    int      `json:"consumer_pid"`
+	OwnerAlive     bool     `json:"owner_alive"`
+	Attached       bool     `json:"attached"`
+	ConsumerAlive  bool     `json:"consumer_alive"`
+	Received       uint64   `json:"received"`
+	ReceivedBytes  uint64   `json:"received_bytes"`
+	Sent           uint64   `json:"sent"`
+	SentBytes      uint64   `json:"sent_bytes"`
+	StatFullTimes  uint64   `json:"full"`
+	LaneInfo       []pyLane `json:"lane_info"`
 	exitCode       int
 	stdout, stderr string
+}
+
+// pyLane is one lane as peer.py info reports it: every lane ever taken.
+type pyLane struct {
+	Lane      int    `json:"lane"`
+	State     uint32 `json:"state"`
+	Alive     bool   `json:"alive"`
+	PID       int    `json:"pid"`
+	Head      uint64 `json:"head"`
+	Tail      uint64 `json:"tail"`
+	Sent      uint64 `json:"sent"`
+	SentBytes uint64 `json:"sent_bytes"`
+	Full      uint64 `json:"full"`
+}
+
+// pyPerID is what a stamped python consumer received from one producer.
+type pyPerID struct {
+	Count  int    `json:"count"`
+	Bytes  int64  `json:"bytes"`
+	SHA256 string `json:"sha256"`
+	Next   int    `json:"next"`
 }
 
 // pyProc is a running peer.py.
@@ -208,7 +236,7 @@ var pyCases = []pyCase{
 
 // TestPythonConsumer: a Go producer sends, the Python consumer receives.
 func TestPythonConsumer(t *testing.T) {
-	py := pyPython(t, true)
+	py := pyPython(t)
 	for _, tc := range pyCases {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -281,7 +309,7 @@ func TestPythonConsumer(t *testing.T) {
 
 // TestPythonProducer: the Python producer sends, a Go consumer receives.
 func TestPythonProducer(t *testing.T) {
-	py := pyPython(t, true)
+	py := pyPython(t)
 	for _, tc := range pyCases {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -358,10 +386,10 @@ func TestPythonProducer(t *testing.T) {
 	}
 }
 
-// TestPythonInfo: python reads the header and the role words and locks as
-// LAYOUT.md describes them, and finds what Go wrote.
+// TestPythonInfo: python reads the header, the role words, the lanes and the
+// locks as layout.go defines them, and finds what Go wrote.
 func TestPythonInfo(t *testing.T) {
-	py := pyPython(t, false)
+	py := pyPython(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	dir := t.TempDir()
@@ -399,25 +427,34 @@ func TestPythonInfo(t *testing.T) {
 		got, want any
 	}
 	pid := os.Getpid()
+	if len(res.LaneInfo) != 1 {
+		t.Fatalf("python reports lanes %+v, want the one lane of an SPSC ring", res.LaneInfo)
+	}
+	ln := res.LaneInfo[0]
 	for _, f := range []field{
-		{"version", res.Version, uint32(1)},
+		{"version", res.Version, uint32(layoutVersion)},
 		{"flags", res.Flags, uint32(flagChecksum)},
 		{"capacity", res.Capacity, 65536},
 		{"data offset", res.DataOffset, 4096},
 		{"segment size", res.SegmentSize, 4096 + 65536},
 		{"max frame", res.MaxFrame, 16 + 1000},
-		{"slots", res.Slots, 1},
+		{"lanes", res.Lanes, 1},
 		{"max payload", res.MaxPayload, r.MaxMessage()},
 		{"creator pid", res.CreatorPID, pid},
+		{"instance", res.Instance, r.Instance()},
 		{"consumer state", res.ConsumerState, uint32(stateAttached)},
-		{"producer state", res.ProducerState, uint32(stateAttached)},
+		{"consumer pid", res.ConsumerPID, pid},
+		{"lane", ln.Lane, 0},
+		{"producer state", ln.State, uint32(stateAttached)},
 		{"owner lock held", res.OwnerAlive, true},
 		{"attached lock held", res.Attached, true},
 		{"consumer lock held", res.ConsumerAlive, true},
-		{"producer lock held", res.ProducerAlive, true},
-		{"producer pid", res.ProducerPID, pid},
+		{"producer lock held", ln.Alive, true},
+		{"producer pid", ln.PID, pid},
 		{"head", res.Head, st.Head},
 		{"tail", res.Tail, st.Tail},
+		{"lane head", ln.Head, st.Head},
+		{"lane tail", ln.Tail, st.Tail},
 		{"received", res.Received, st.Received},
 		{"sent", res.Sent, st.Sent},
 		{"sent bytes", res.SentBytes, st.SentBytes},
@@ -441,17 +478,21 @@ func TestPythonInfo(t *testing.T) {
 	if res.Error != "" {
 		t.Fatalf("peer.py info: %s: %s", res.Error, res.Detail)
 	}
-	if res.ConsumerState != stateClosed || res.ProducerState != stateClosed ||
-		res.OwnerAlive || res.Attached || res.ConsumerAlive || res.ProducerAlive {
+	if len(res.LaneInfo) != 1 {
+		t.Fatalf("python reports lanes %+v, want one", res.LaneInfo)
+	}
+	ln = res.LaneInfo[0]
+	if res.ConsumerState != stateClosed || ln.State != stateClosed ||
+		res.OwnerAlive || res.Attached || res.ConsumerAlive || ln.Alive {
 		t.Errorf("after close, python reads states %d/%d and locks owner %v attached %v consumer %v producer %v; want 2/2 and none held",
-			res.ConsumerState, res.ProducerState, res.OwnerAlive, res.Attached, res.ConsumerAlive, res.ProducerAlive)
+			res.ConsumerState, ln.State, res.OwnerAlive, res.Attached, res.ConsumerAlive, ln.Alive)
 	}
 }
 
-// TestPythonValidates: python's header validation (LAYOUT.md §8.2) and
-// Go's Open reject the same damaged segments with the same errors.
+// TestPythonValidates: python's header validation and Go's Open (validate)
+// reject the same damaged segments with the same errors.
 func TestPythonValidates(t *testing.T) {
-	py := pyPython(t, false)
+	py := pyPython(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	dir := t.TempDir()
@@ -478,11 +519,28 @@ func TestPythonValidates(t *testing.T) {
 		{"zero-filled", make([]byte, 8192), "not-ready", ErrNotReady},
 		{"foreign magic", edit(func(b []byte) []byte { copy(b, "NOTARING"); return b }), "foreign", ErrForeign},
 		{"header cut", good[:512], "truncated", ErrTruncated},
-		{"version 2", edit(func(b []byte) []byte { le.PutUint32(b[offVersion:], 2); return b }), "version", ErrVersion},
+		{"version 1", edit(func(b []byte) []byte { le.PutUint32(b[offVersion:], 1); return b }), "version", ErrVersion},
+		{"version 3", edit(func(b []byte) []byte { le.PutUint32(b[offVersion:], 3); return b }), "version", ErrVersion},
 		{"unknown flag", edit(func(b []byte) []byte { le.PutUint32(b[offFlags:], 4); return b }), "corrupt", ErrCorrupt},
 		{"capacity not a power of two", edit(func(b []byte) []byte { le.PutUint64(b[offCapacity:], 5000); return b }), "corrupt", ErrCorrupt},
 		{"capacity too small", edit(func(b []byte) []byte { le.PutUint64(b[offCapacity:], 2048); return b }), "corrupt", ErrCorrupt},
-		{"two slots in SPSC", edit(func(b []byte) []byte { le.PutUint32(b[offLanes:], 2); return b }), "corrupt", ErrCorrupt},
+		{"two lanes in SPSC", edit(func(b []byte) []byte { le.PutUint32(b[offLanes:], 2); return b }), "corrupt", ErrCorrupt},
+		{"no lanes", edit(func(b []byte) []byte {
+			le.PutUint32(b[offFlags:], flagMPSC)
+			le.PutUint32(b[offLanes:], 0)
+			return b
+		}), "corrupt", ErrCorrupt},
+		{"too many lanes", edit(func(b []byte) []byte {
+			le.PutUint32(b[offFlags:], flagMPSC)
+			le.PutUint32(b[offLanes:], maxLanes+1)
+			return b
+		}), "corrupt", ErrCorrupt},
+		{"MPSC flag, sizes of one lane", edit(func(b []byte) []byte { le.PutUint32(b[offFlags:], flagMPSC); return b }), "", nil},
+		{"MPSC, two lanes, sizes of one", edit(func(b []byte) []byte {
+			le.PutUint32(b[offFlags:], flagMPSC)
+			le.PutUint32(b[offLanes:], 2)
+			return b
+		}), "corrupt", ErrCorrupt},
 		{"data offset", edit(func(b []byte) []byte { le.PutUint64(b[offDataOff:], 8192); return b }), "corrupt", ErrCorrupt},
 		{"segment size", edit(func(b []byte) []byte { le.PutUint64(b[offSegSize:], 8184); return b }), "corrupt", ErrCorrupt},
 		{"max frame above capacity/2", edit(func(b []byte) []byte { le.PutUint32(b[offMaxFrame:], 2049); return b }), "corrupt", ErrCorrupt},
@@ -498,7 +556,7 @@ func TestPythonValidates(t *testing.T) {
 		}), "foreign", ErrForeign},
 		{"magic 0, control blocks written", edit(func(b []byte) []byte {
 			le.PutUint64(b[offMagic:], 0)
-			le.PutUint64(b[offTail:], 8)
+			le.PutUint32(b[offConsState:], stateAttached)
 			return b
 		}), "foreign", ErrForeign},
 		{"magic 0, stray header bytes", func() []byte {
@@ -531,7 +589,7 @@ func TestPythonValidates(t *testing.T) {
 // TestPythonRoles: the role locks of LAYOUT.md §6 exclude across the
 // languages, both ways.
 func TestPythonRoles(t *testing.T) {
-	py := pyPython(t, true)
+	py := pyPython(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	dir := t.TempDir()
@@ -594,7 +652,7 @@ func TestPythonRoles(t *testing.T) {
 // "attached", lock dropped by the kernel) is reported as dead, and whatever
 // it committed before is delivered.
 func TestPythonPeerDies(t *testing.T) {
-	py := pyPython(t, true)
+	py := pyPython(t)
 	const died = 100
 	t.Run("consumer", func(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
