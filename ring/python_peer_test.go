@@ -725,3 +725,349 @@ func TestPythonPeerDies(t *testing.T) {
 		}
 	})
 }
+
+// stamped is message i of producer id in the MPSC tests: the u32 id and the
+// u32 index, little-endian, then pattern message i (peer.py --id).
+func (p *pyPattern) stamped(id, i int) []byte {
+	body := p.msg(i)
+	m := make([]byte, 8, 8+len(body))
+	binary.LittleEndian.PutUint32(m, uint32(id))
+	binary.LittleEndian.PutUint32(m[4:], uint32(i))
+	return append(m, body...)
+}
+
+// pyStreams checks stamped messages as a consumer receives them: each
+// producer's in order from its first index on, none missing, each body the
+// pattern's; and digests each producer's stream as peer.py does.
+type pyStreams struct {
+	pat  *pyPattern
+	next map[int]int
+	dig  map[int]*pyDigest
+	n    int
+}
+
+func newPyStreams(maxLen int) *pyStreams {
+	return &pyStreams{pat: newPyPattern(maxLen), next: map[int]int{}, dig: map[int]*pyDigest{}}
+}
+
+func (s *pyStreams) add(t *testing.T, m []byte, first int) {
+	t.Helper()
+	if len(m) < 8 {
+		t.Fatalf("message %d: %d bytes, too short for a stamp", s.n, len(m))
+	}
+	id, seq := int(binary.LittleEndian.Uint32(m)), int(binary.LittleEndian.Uint32(m[4:]))
+	next, ok := s.next[id]
+	if !ok {
+		next = first
+		s.dig[id] = newPyDigest()
+	}
+	if seq != next {
+		t.Fatalf("message %d: producer %d's message %d, want its %d", s.n, id, seq, next)
+	}
+	if !bytes.Equal(m[8:], s.pat.msg(seq)) {
+		t.Fatalf("message %d: producer %d's message %d has the wrong body", s.n, id, seq)
+	}
+	s.next[id] = seq + 1
+	s.dig[id].add(m)
+	s.n++
+}
+
+// goSend runs a Go producer that sends n stamped messages and closes; it
+// reports the outcome on done.
+func goSend(ctx context.Context, p *Producer, pat *pyPattern, id, n int, done chan<- error) {
+	go func() {
+		for i := range n {
+			if err := p.SendContext(ctx, pat.stamped(id, i)); err != nil {
+				p.Close()
+				done <- fmt.Errorf("go producer %d, message %d: %w", id, i, err)
+				return
+			}
+		}
+		done <- p.Close()
+	}()
+}
+
+// pyWaitLanes waits until n lanes of r were taken: a python producer
+// started last has its lane.
+func pyWaitLanes(t *testing.T, ctx context.Context, r *Ring, proc *pyProc, n int) {
+	t.Helper()
+	for {
+		in, err := r.Info()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(in.Lanes) >= n {
+			return
+		}
+		select {
+		case <-proc.done:
+			t.Fatalf("python producer exited before it took a lane: %s", proc.report())
+		case <-ctx.Done():
+			t.Fatal("python producer did not take a lane")
+		case <-time.After(time.Millisecond):
+		}
+	}
+}
+
+// TestPythonMPSCProducer: a python producer process takes a lane of an MPSC
+// ring beside Go producers on the other lanes; the Go consumer gets every
+// producer's messages in order, and the end of the stream once all closed.
+func TestPythonMPSCProducer(t *testing.T) {
+	py := pyPython(t)
+	for _, tc := range []struct {
+		name     string
+		wait     WaitMode
+		checksum bool
+		zeroCopy bool
+	}{
+		{"block", Block, false, false},
+		{"adaptive-checksum-zerocopy", Adaptive, true, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			const goProducers, n, maxLen = 2, 4000, 1000
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
+			dir := t.TempDir()
+			r, err := Create("pympscprod", Options{Mode: MPSC, Slots: 4, Capacity: 4096, Checksum: tc.checksum,
+				Dir: dir, Wait: Wait{Mode: tc.wait, PeerCheck: pyPeerCheck}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { r.Close() })
+			c, err := r.Consumer()
+			if err != nil {
+				t.Fatal(err)
+			}
+			// The Go producers take lanes 0 and 1 first: python gets lane 2.
+			var ps []*Producer
+			for range goProducers {
+				p, err := r.Producer()
+				if err != nil {
+					t.Fatal(err)
+				}
+				ps = append(ps, p)
+			}
+			args := []string{"produce", filepath.Join(dir, r.Name()), "--count", strconv.Itoa(n),
+				"--max-len", strconv.Itoa(maxLen), "--id", strconv.Itoa(goProducers), "--timeout", "100"}
+			if tc.zeroCopy {
+				args = append(args, "--zero-copy")
+			}
+			proc := pyStart(t, ctx, py, args...)
+			runCtx, stop := context.WithCancel(ctx)
+			defer stop()
+			go func() {
+				<-proc.done
+				if proc.err != nil {
+					stop()
+				}
+			}()
+			// The Go producers start once python holds its lane, so that
+			// all three send at once.
+			pyWaitLanes(t, ctx, r, proc, goProducers+1)
+			pat := newPyPattern(maxLen)
+			done := make(chan error, goProducers)
+			for id, p := range ps {
+				goSend(runCtx, p, pat, id, n, done)
+			}
+
+			got := newPyStreams(maxLen)
+			total := (goProducers + 1) * n
+			var slowest time.Duration
+			for got.n < total {
+				start := time.Now()
+				m, err := c.RecvContext(runCtx)
+				if errors.Is(err, io.EOF) {
+					// Every Go producer closed before python took its lane.
+					time.Sleep(time.Millisecond)
+					continue
+				}
+				if err != nil {
+					t.Fatalf("receive %d: %v; %s", got.n, err, proc.report())
+				}
+				if d := time.Since(start); got.n > 0 && d >= pyPeerCheck/2 {
+					t.Fatalf("receive %d took %v: the consumer slept through a wake-up", got.n, d)
+				} else if got.n > 0 {
+					slowest = max(slowest, d)
+				}
+				got.add(t, m, 0)
+			}
+			for range goProducers {
+				if err := <-done; err != nil {
+					t.Fatal(err)
+				}
+			}
+			res := proc.result(t, ctx)
+			if res.Error != "" || res.exitCode != 0 {
+				t.Fatalf("peer.py failed (exit %d): %s: %s\n%s", res.exitCode, res.Error, res.Detail, res.stderr)
+			}
+			if res.Lane != goProducers {
+				t.Errorf("python took lane %d, want %d, the first free one", res.Lane, goProducers)
+			}
+			d := got.dig[goProducers]
+			if d == nil || res.Count != n || d.count != n || res.Bytes != d.bytes || res.SHA256 != d.sum() {
+				t.Errorf("python sent %d messages, %d bytes, sha256 %s; Go received %+v", res.Count, res.Bytes, res.SHA256, d)
+			}
+			for id := range goProducers + 1 {
+				if got.next[id] != n {
+					t.Errorf("producer %d: received up to %d, want %d", id, got.next[id], n)
+				}
+			}
+			// All closed and drained: the end of the stream.
+			if _, err := c.RecvContext(ctx); !errors.Is(err, io.EOF) {
+				t.Errorf("receive after every producer closed: %v, want io.EOF", err)
+			}
+			st := r.Stats()
+			if st.Sent != uint64(total) || st.Head != st.Tail {
+				t.Errorf("stats %+v: want %d sent, head == tail", st, total)
+			}
+			t.Logf("%d messages from %d producers; slowest receive %v", total, goProducers+1, slowest)
+		})
+	}
+}
+
+// TestPythonMPSCConsumer: the python consumer reads an MPSC ring fed by Go
+// producers on three lanes and a python producer process on the fourth, and
+// sees every producer's messages in order and the end of the stream.
+func TestPythonMPSCConsumer(t *testing.T) {
+	py := pyPython(t)
+	const goProducers, n, maxLen = 3, 3000, 1000
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	dir := t.TempDir()
+	r, err := Create("pympsccons", Options{Mode: MPSC, Slots: 4, Capacity: 4096, Dir: dir,
+		Wait: Wait{Mode: Block, PeerCheck: pyPeerCheck}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	path := filepath.Join(dir, r.Name())
+	var ps []*Producer
+	for range goProducers {
+		p, err := r.Producer()
+		if err != nil {
+			t.Fatal(err)
+		}
+		ps = append(ps, p)
+	}
+	prod := pyStart(t, ctx, py, "produce", path, "--count", strconv.Itoa(n), "--max-len", strconv.Itoa(maxLen),
+		"--id", strconv.Itoa(goProducers), "--timeout", "100", "--wait", "block")
+	// The python producer must hold its lane before the Go producers may
+	// close, or the stream could end without it.
+	pyWaitLanes(t, ctx, r, prod, goProducers+1)
+	cons := pyStart(t, ctx, py, "consume", path, "--timeout", "100", "--stamped",
+		"--check-pattern", strconv.Itoa(maxLen), "--wait", "block")
+	sendCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	go func() {
+		<-cons.done
+		stop()
+	}()
+	pat := newPyPattern(maxLen)
+	done := make(chan error, goProducers)
+	want := map[int]*pyDigest{}
+	for id, p := range ps {
+		want[id] = newPyDigest()
+		for i := range n {
+			want[id].add(pat.stamped(id, i))
+		}
+		goSend(sendCtx, p, pat, id, n, done)
+	}
+	for range goProducers {
+		if err := <-done; err != nil {
+			t.Fatalf("%v; %s", err, cons.report())
+		}
+	}
+	pres := prod.result(t, ctx)
+	if pres.Error != "" || pres.exitCode != 0 {
+		t.Fatalf("python producer failed (exit %d): %s: %s\n%s", pres.exitCode, pres.Error, pres.Detail, pres.stderr)
+	}
+	res := cons.result(t, ctx)
+	if res.Error != "" || res.exitCode != 0 {
+		t.Fatalf("python consumer failed (exit %d): %s: %s\n%s", res.exitCode, res.Error, res.Detail, res.stderr)
+	}
+	if pres.Lane != goProducers {
+		t.Errorf("python producer took lane %d, want %d", pres.Lane, goProducers)
+	}
+	want[goProducers] = &pyDigest{count: pres.Count, bytes: pres.Bytes}
+	if res.FirstBad == nil || *res.FirstBad != -1 {
+		t.Errorf("python consumer: first message out of order or wrong: %v", res.FirstBad)
+	}
+	if res.Count != (goProducers+1)*n || len(res.PerID) != goProducers+1 {
+		t.Errorf("python consumer received %d messages from %d producers, want %d from %d",
+			res.Count, len(res.PerID), (goProducers+1)*n, goProducers+1)
+	}
+	for id, w := range want {
+		g := res.PerID[strconv.Itoa(id)]
+		sum := pres.SHA256
+		if id < goProducers {
+			sum = w.sum()
+		}
+		if g.Count != n || g.Next != n || g.Bytes != w.bytes || g.SHA256 != sum {
+			t.Errorf("producer %d: python received %+v, want %d messages, %d bytes, sha256 %s", id, g, n, w.bytes, sum)
+		}
+	}
+	st := r.Stats()
+	if st.Received != uint64(res.Count) || st.Head != res.Head || st.Head != st.Tail {
+		t.Errorf("stats %+v; python says head %d, count %d", st, res.Head, res.Count)
+	}
+}
+
+// TestPythonMPSCTakeover: a python producer killed mid-stream leaves its
+// lane to the next producer, a second python process, which continues after
+// the last record the first committed; the Go consumer gets the lane's
+// messages once each and in order.
+func TestPythonMPSCTakeover(t *testing.T) {
+	py := pyPython(t)
+	const n, died, maxLen = 3000, 1200, 1000
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	dir := t.TempDir()
+	r, err := Create("pytakeover", Options{Mode: MPSC, Slots: 2, Capacity: 4096, Dir: dir,
+		Wait: Wait{Mode: Block, PeerCheck: 20 * time.Millisecond}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	path := filepath.Join(dir, r.Name())
+	c, err := r.Consumer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := pyStart(t, ctx, py, "produce", path, "--count", strconv.Itoa(n), "--max-len", strconv.Itoa(maxLen),
+		"--id", "7", "--die-after", strconv.Itoa(died))
+	got := newPyStreams(maxLen)
+	var second *pyProc
+	for {
+		m, err := c.RecvContext(ctx)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatalf("receive %d: %v", got.n, err)
+		}
+		got.add(t, m, 0)
+		if got.n == died {
+			// Everything the first producer committed is here: it is dead
+			// or about to be.
+			<-first.done
+			if code := first.cmd.ProcessState.ExitCode(); code != 3 {
+				t.Fatalf("first python producer: exit %d, want 3 (--die-after); %s", code, first.report())
+			}
+			second = pyStart(t, ctx, py, "produce", path, "--count", strconv.Itoa(n-died), "--max-len", strconv.Itoa(maxLen),
+				"--id", "7", "--first", strconv.Itoa(died))
+		}
+	}
+	if second == nil {
+		t.Fatalf("stream ended after %d messages, before the first producer died", got.n)
+	}
+	res := second.result(t, ctx)
+	if res.Error != "" || res.exitCode != 0 {
+		t.Fatalf("second python producer failed (exit %d): %s: %s\n%s", res.exitCode, res.Error, res.Detail, res.stderr)
+	}
+	if res.Lane != 0 {
+		t.Errorf("second producer took lane %d, want 0, the dead producer's", res.Lane)
+	}
+	if got.n != n || got.next[7] != n {
+		t.Errorf("received %d messages, up to index %d; want %d", got.n, got.next[7], n)
+	}
+}
