@@ -264,6 +264,21 @@ class SPSCTest(RingTestCase):
             c.recv(timeout=2)
 
 
+class PlatformTest(unittest.TestCase):
+    def test_unsupported_platform_is_a_clear_error(self):
+        from ringwire import _native
+        saved = (_native.supported, _native._native)
+        _native.supported, _native._native = (lambda: False), None
+        try:
+            with self.assertRaises(ringwire.Unsupported) as cm:
+                ringwire.Ring.open("anything")
+            self.assertIn("x86-64", str(cm.exception))
+            with self.assertRaises(ringwire.Unsupported):
+                ringwire.Ring.create("anything")
+        finally:
+            _native.supported, _native._native = saved
+
+
 class ValidateTest(RingTestCase):
     def good(self):
         r = self.create("good")
