@@ -121,12 +121,20 @@ func (r *Ring) Consumer() (*Consumer, error) {
 			r.release()
 			return nil, r.corrupt(i, cl.head, "head not %d-aligned", codec.Align)
 		}
+		if t := le64(cl.tail.Load()); t > cl.head && t-cl.head > uint64(r.geo.capacity) {
+			lock.Unlock()
+			r.release()
+			return nil, r.corrupt(i, cl.head, "published tail %d is more than the capacity ahead", t)
+		}
 		// Every lane starts cold: ask its producer to signal, then look.
 		cl.signal.Store(le32(1))
 	}
 	crashAt(cpConsumerCooled)
 	for i := range c.lanes {
-		if c.lanes[i].words[int(c.lanes[i].head&r.geo.mask)/4].Load() != 0 {
+		// The first lanes stay hot, so that a ring of few lanes is polled
+		// without signals until the consumer parks; the others stay cold
+		// unless they hold a record.
+		if i < hotKeep || c.lanes[i].words[int(c.lanes[i].head&r.geo.mask)/4].Load() != 0 {
 			c.heat(i)
 		}
 	}
@@ -200,11 +208,11 @@ func (c *Consumer) recv(ctx context.Context, dst []byte) ([]byte, error) {
 		return dst, err
 	}
 	crashAt(cpRecvRead)
-	start := len(dst)
+	in, start := dst, len(dst)
 	dst = append(dst, rec.payload...)
 	if c.checksum {
 		if got := codec.Checksum(dst[start:]); got != rec.sum {
-			return dst[:start], c.r.corrupt(cl.idx, rec.pos, "checksum %#016x, frame says %#016x", got, rec.sum)
+			return in, c.r.corrupt(cl.idx, rec.pos, "checksum %#016x, frame says %#016x: %w", got, rec.sum, codec.ErrChecksum)
 		}
 	}
 	crashAt(cpRecvCopied)
@@ -251,7 +259,7 @@ func (c *Consumer) peek(ctx context.Context) ([]byte, error) {
 	}
 	if c.checksum {
 		if got := codec.Checksum(rec.payload); got != rec.sum {
-			return nil, c.r.corrupt(cl.idx, rec.pos, "checksum %#016x, frame says %#016x", got, rec.sum)
+			return nil, c.r.corrupt(cl.idx, rec.pos, "checksum %#016x, frame says %#016x: %w", got, rec.sum, codec.ErrChecksum)
 		}
 	}
 	c.peeked, c.peekedRec = cl, rec
@@ -299,7 +307,7 @@ func (c *Consumer) drain(ctx context.Context, max int, fn func([]byte) error) (n
 	for err == nil {
 		if c.checksum {
 			if got := codec.Checksum(rec.payload); got != rec.sum {
-				err = c.r.corrupt(cl.idx, rec.pos, "checksum %#016x, frame says %#016x", got, rec.sum)
+				err = c.r.corrupt(cl.idx, rec.pos, "checksum %#016x, frame says %#016x: %w", got, rec.sum, codec.ErrChecksum)
 				break
 			}
 		}
@@ -329,10 +337,17 @@ func (c *Consumer) drain(ctx context.Context, max int, fn func([]byte) error) (n
 
 // nextWait is next that waits for a message; a nil ctx means do not wait.
 func (c *Consumer) nextWait(ctx context.Context) (record, *clane, error) {
-	for {
+	for i := 0; ; i++ {
 		rec, cl, err := c.next()
 		if err != ErrEmpty || ctx == nil {
 			return rec, cl, err
+		}
+		if i > 0 {
+			// await saw a record that next did not take (padding, or a
+			// peer rewriting the ring): its deadline still holds.
+			if err := ctx.Err(); err != nil {
+				return record{}, nil, err
+			}
 		}
 		if err := c.r.await(ctx, c, c.r.consSeq); err != nil {
 			c.flush()
@@ -390,21 +405,24 @@ func (c *Consumer) take(cl *clane) (record, error) {
 		flags := codec.Flags(binary.LittleEndian.Uint16(cl.data[off+codec.OffFlags:]))
 		switch {
 		case typ == codec.TypePadding:
-			if flags != 0 || off == 0 || n != r.geo.capacity-off {
-				return record{}, r.corrupt(cl.idx, cl.head, "padding of %d bytes (flags %#x) at offset %d does not end the lane", n, uint16(flags), off)
+			if flags != 0 {
+				return record{}, r.corrupt(cl.idx, cl.head, "padding with flags %#04x: %w", uint16(flags), codec.ErrBadFlags)
+			}
+			if err := c.r.checkPadding(cl.idx, cl.head, off, n); err != nil {
+				return record{}, err
 			}
 			cl.head += uint64(n)
 			continue
 		case typ != codec.TypeData:
-			return record{}, r.corrupt(cl.idx, cl.head, "frame type %d", uint16(typ))
+			return record{}, r.corrupt(cl.idx, cl.head, "frame type %d: %w", uint16(typ), codec.ErrBadType)
 		case flags != c.flags:
-			return record{}, r.corrupt(cl.idx, cl.head, "frame flags %#04x in a ring whose frames have %#04x", uint16(flags), uint16(c.flags))
+			return record{}, r.corrupt(cl.idx, cl.head, "frame flags %#04x in a ring whose frames have %#04x: %w", uint16(flags), uint16(c.flags), codec.ErrBadFlags)
 		case n < c.hdr || n > r.geo.maxFrame:
-			return record{}, r.corrupt(cl.idx, cl.head, "frame length %d outside [%d, %d]", n, c.hdr, r.geo.maxFrame)
+			return record{}, r.corrupt(cl.idx, cl.head, "frame length %d outside [%d, %d]: %w", n, c.hdr, r.geo.maxFrame, codec.ErrBadLength)
 		}
 		size := codec.AlignUp(n)
 		if off+size > r.geo.capacity {
-			return record{}, r.corrupt(cl.idx, cl.head, "frame of %d bytes crosses the end of the lane", size)
+			return record{}, r.corrupt(cl.idx, cl.head, "frame of %d bytes crosses the end of the lane: %w", size, codec.ErrTruncated)
 		}
 		rec := record{payload: cl.data[off+c.hdr : off+n : off+n], size: size, pos: cl.head}
 		if c.checksum {
@@ -530,6 +548,7 @@ func (c *Consumer) poll() (bool, error) {
 			// The producer's last record was committed before its state
 			// changed: look once more, then it is the end.
 			if cl.words[int(cl.head&c.r.geo.mask)/4].Load() != 0 {
+				c.heat(0)
 				return true, nil
 			}
 			return false, io.EOF
@@ -538,27 +557,32 @@ func (c *Consumer) poll() (bool, error) {
 	return false, nil
 }
 
-// ended: an MPSC stream ends when no producer is attached, at least one
-// closed, and every lane is drained. A dead producer does not end it:
-// another may take its lane.
+// ended sweeps every lane, cold ones included: a lane with a record at
+// its head goes on the hot list, so that no record waits for a signal its
+// producer died before giving; a published tail more than the capacity
+// ahead of the head is corruption. Then the end of the stream: an MPSC
+// stream ends when no producer is attached, at least one closed, and every
+// lane is drained. A dead producer does not end it: another may take its
+// lane.
 func (c *Consumer) ended() error {
-	if !c.mpsc {
-		return nil
-	}
-	closed := false
+	attached, closed, busy := false, false, false
 	for i := range c.lanes {
 		cl := &c.lanes[i]
+		if t := le64(cl.tail.Load()); t > cl.head && t-cl.head > uint64(c.r.geo.capacity) {
+			return c.r.corrupt(i, cl.head, "published tail %d is more than the capacity ahead", t)
+		}
+		if cl.words[int(cl.head&c.r.geo.mask)/4].Load() != 0 {
+			c.heat(i)
+			busy = true
+		}
 		switch le32(cl.state.Load()) {
 		case stateAttached:
-			return nil
+			attached = true
 		case stateClosed:
 			closed = true
 		}
-		if cl.words[int(cl.head&c.r.geo.mask)/4].Load() != 0 {
-			return nil
-		}
 	}
-	if closed {
+	if c.mpsc && closed && !attached && !busy {
 		return io.EOF
 	}
 	return nil
@@ -566,6 +590,10 @@ func (c *Consumer) ended() error {
 
 func (c *Consumer) peer() error {
 	if c.mpsc {
+		return nil
+	}
+	if c.lanes[0].words[int(c.lanes[0].head&c.r.geo.mask)/4].Load() != 0 {
+		c.heat(0) // delivered before the peer's end is reported
 		return nil
 	}
 	r, l := c.r, &c.r.lanes[0]

@@ -1,6 +1,10 @@
 package ring
 
-import "sync/atomic"
+import (
+	"sync/atomic"
+
+	"github.com/ringwire/ringwire/codec"
+)
 
 // lane is one lane's shared words and data region, resolved once at
 // attach. Who writes what (see layout.go): the lane's producer writes
@@ -28,3 +32,21 @@ func (l *lane) lock() int64 { return int64(laneBase(l.idx)) }
 
 // readyBit returns the lane's word and bit in the ready set.
 func readyBit(i int) (word int, bit uint64) { return i / 64, le64(1 << (i % 64)) }
+
+// checkPadding validates a padding frame of length n at offset off of a
+// lane, at position pos. A producer pads only the end of a lane, and only
+// when a frame does not fit there, so padding starts past offset 0, runs
+// exactly to the end, and is shorter than the largest frame.
+func (r *Ring) checkPadding(lane int, pos uint64, off, n int) error {
+	switch {
+	case off == 0:
+		return r.corrupt(lane, pos, "padding at offset 0: %w", codec.ErrBadLength)
+	case n < 0 || off+n > r.geo.capacity:
+		return r.corrupt(lane, pos, "padding of %d bytes at offset %d runs past the end of the lane: %w", n, off, codec.ErrTruncated)
+	case n != r.geo.capacity-off || n%codec.Align != 0:
+		return r.corrupt(lane, pos, "padding of %d bytes at offset %d does not end the lane: %w", n, off, codec.ErrBadLength)
+	case n >= codec.AlignUp(r.geo.maxFrame):
+		return r.corrupt(lane, pos, "padding of %d bytes, as long as the largest frame: %w", n, codec.ErrBadLength)
+	}
+	return nil
+}

@@ -159,7 +159,8 @@ func TestOpenHostileHeader(t *testing.T) {
 		{"foreign 1 byte", foreign(1, []byte{'R'}), ErrForeign, "1 bytes"},
 		{"magic off by one bit", ring(Options{}, u64(offMagic, magic^1)), ErrForeign, "magic"},
 
-		{"version 2", ring(Options{}, u32(offVersion, 2)), ErrVersion, "version 2"},
+		{"version 1", ring(Options{}, u32(offVersion, 1)), ErrVersion, "version 1"},
+		{"version 3", ring(Options{}, u32(offVersion, 3)), ErrVersion, "version 3"},
 		{"version 0", ring(Options{}, u32(offVersion, 0)), ErrVersion, "version 0"},
 		{"version max", ring(Options{}, u32(offVersion, math.MaxUint32)), ErrVersion, "version"},
 
@@ -176,12 +177,12 @@ func TestOpenHostileHeader(t *testing.T) {
 		{"capacity zero", ring(Options{}, u64(offCapacity, 0)), ErrCorrupt, "capacity 0"},
 		{"capacity above 2^40", ring(Options{}, u64(offCapacity, 1<<41)), ErrCorrupt, "capacity"},
 		{"capacity 2^63", ring(Options{}, u64(offCapacity, 1<<63)), ErrCorrupt, "capacity"},
-		{"SPSC with 2 slots", ring(Options{}, u32(offLanes, 2)), ErrCorrupt, "2 producer slots"},
-		{"slots 0", ring(Options{}, u32(offLanes, 0)), ErrCorrupt, "0 producer slots"},
+		{"SPSC with 2 slots", ring(Options{}, u32(offLanes, 2)), ErrCorrupt, "2 lanes"},
+		{"slots 0", ring(Options{}, u32(offLanes, 0)), ErrCorrupt, "0 lanes"},
 		{"MPSC with too many slots", ring(Options{}, func(t *testing.T, dir, name string) {
 			hostilePatch32(t, dir, name, offFlags, flagMPSC)
 			hostilePatch32(t, dir, name, offLanes, maxLanes+1)
-		}), ErrCorrupt, "producer slots"},
+		}), ErrCorrupt, "lanes"},
 		{"data offset wrong", ring(Options{}, u64(offDataOff, 2*pageSize)), ErrCorrupt, "data offset"},
 		{"data offset zero", ring(Options{}, u64(offDataOff, 0)), ErrCorrupt, "data offset"},
 		{"segment size too large", ring(Options{}, u64(offSegSize, seg+pageSize)), ErrCorrupt, "segment size"},

@@ -31,6 +31,7 @@ type Producer struct {
 	own  bool // OpenProducer: Close closes the Ring too
 
 	tail      uint64 // next position to write; the shared tail lags until published
+	published uint64 // the tail as last published
 	headCache uint64 // last head seen: the producer reloads it only when this says full
 	flags     codec.Flags
 	hdr       int
@@ -88,6 +89,11 @@ func (r *Ring) Producer() (*Producer, error) {
 		crashAt(cpAttachRecovered)
 		l.pid.Store(le32(uint32(os.Getpid())))
 		l.state.Store(le32(stateAttached))
+		if p.tail != le64(l.head.Load()) {
+			// The last producer may have died between a commit and its
+			// signal: give it now.
+			p.signal()
+		}
 		r.handles = append(r.handles, p)
 		return p, nil
 	}
@@ -131,29 +137,38 @@ func (p *Producer) recoverTail() error {
 		return r.corrupt(l.idx, t, "cursors not %d-aligned: head %d, tail %d", codec.Align, h, t)
 	case t > h && t-h > capacity:
 		return r.corrupt(l.idx, t, "tail is more than the capacity ahead of head %d", h)
+	case h > t && h-t > capacity:
+		// The published tail lags the true one, which head never passes,
+		// by less than a lap.
+		return r.corrupt(l.idx, t, "head %d is more than the capacity past the published tail", h)
 	}
-	// The shared tail lags the commits: records below head were committed
-	// and consumed.
+	// Records below head were committed and consumed.
 	t = max(t, h)
 	for range r.geo.capacity / codec.Align {
 		off := int(t & r.geo.mask)
-		n := int32(le32(l.words[off/4].Load()))
+		n := int(int32(le32(l.words[off/4].Load())))
 		if n == 0 {
 			break
 		}
-		if n < 0 || int(n) > codec.AlignUp(r.geo.maxFrame) && int(n) != r.geo.capacity-off {
-			return r.corrupt(l.idx, t, "length word %d after the tail", n)
+		typ := codec.Type(binary.LittleEndian.Uint16(l.data[off+codec.OffType:]))
+		flags := codec.Flags(binary.LittleEndian.Uint16(l.data[off+codec.OffFlags:]))
+		switch {
+		case typ == codec.TypePadding && flags == 0:
+			if err := r.checkPadding(l.idx, t, off, n); err != nil {
+				return err
+			}
+		case typ != codec.TypeData || flags != p.flags || n < p.hdr || n > r.geo.maxFrame:
+			return r.corrupt(l.idx, t, "record after the tail: type %d, flags %#x, length %d", uint16(typ), uint16(flags), n)
+		case off+codec.AlignUp(n) > r.geo.capacity:
+			return r.corrupt(l.idx, t, "record of %d bytes after the tail crosses the end of the lane", n)
 		}
-		size := uint64(codec.AlignUp(int(n)))
-		if off+int(size) > r.geo.capacity {
-			return r.corrupt(l.idx, t, "record of %d bytes crosses the end of the lane", size)
-		}
-		t += size
+		t += uint64(codec.AlignUp(n))
 		if t-h > capacity-nextHeaderReserve {
 			return r.corrupt(l.idx, t, "committed records beyond head+capacity")
 		}
 	}
-	p.tail, p.headCache = t, h
+	p.tail, p.headCache, p.published = t, h, t
+	l.tail.Store(le64(t))
 	return nil
 }
 
@@ -370,27 +385,38 @@ func (p *Producer) publish(off, n int) {
 	l.words[off/4].Store(le32(uint32(length))) // publishes the record
 	crashAt(cpSendCommitted)
 	p.tail += uint64(size)
-	// The commit's store, then these loads: see Ring.await and the ready
-	// set in layout.go for why neither signal can be missed.
-	if l.signal.Load() != 0 && p.readyWord.Load()&p.readyBit == 0 {
+	p.signal()
+	crashAt(cpSendSignalled)
+	p.unflushed.msgs++
+	p.unflushed.bytes += uint64(n)
+	if p.unflushed.msgs >= flushEvery || p.tail-p.published >= uint64(r.geo.capacity/2) {
+		p.flush()
+	}
+}
+
+// signal tells the consumer of a commit if it asked to be told: by the
+// lane's ready bit if it stopped polling the lane, by a futex wake if it
+// parked. It follows the commit's store with loads: see Ring.await and the
+// ready set in layout.go for why neither signal can be missed.
+func (p *Producer) signal() {
+	r := p.r
+	if p.l.signal.Load() != 0 && p.readyWord.Load()&p.readyBit == 0 {
 		p.readyWord.Or(p.readyBit)
 	}
 	if r.consParked.Load() != 0 {
 		r.consSeq.Add(1)
 		futex.WakeAtomic(r.consSeq, 1)
 	}
-	crashAt(cpSendSignalled)
-	p.unflushed.msgs++
-	p.unflushed.bytes += uint64(n)
-	if p.unflushed.msgs >= flushEvery {
-		p.flush()
-	}
 }
 
-// flush publishes the tail and adds the local counters to the lane's.
+// flush publishes the tail and adds the local counters to the lane's. The
+// producer flushes every flushEvery records and every half lap, so the
+// published tail lags the true one by less than a lap: head, which never
+// passes the true tail, is never more than the capacity past it.
 func (p *Producer) flush() {
 	l := p.l
 	l.tail.Store(le64(p.tail))
+	p.published = p.tail
 	addLE(l.sentMsgs, p.unflushed.msgs)
 	addLE(l.sentBytes, p.unflushed.bytes)
 	addLE(l.full, p.unflushed.full)

@@ -73,9 +73,12 @@ func TestSendRecvSizes(t *testing.T) {
 			if _, err := c.TryRecv(); !errors.Is(err, ring.ErrEmpty) {
 				t.Fatalf("TryRecv on a drained ring: %v", err)
 			}
+			if err := p.Close(); err != nil { // publishes the tail and counters
+				t.Fatal(err)
+			}
 			s := r.Stats()
-			if s.Sent != uint64(len(sizes)) && s.Sent != 0 { // flushed lazily: 0 or all
-				t.Errorf("stats sent %d", s.Sent)
+			if s.Sent != uint64(len(sizes)) {
+				t.Errorf("stats sent %d after Close, want %d", s.Sent, len(sizes))
 			}
 			if s.Head != s.Tail {
 				t.Errorf("head %d tail %d after draining", s.Head, s.Tail)
@@ -111,7 +114,11 @@ func TestTooLarge(t *testing.T) {
 	if _, err := c.TryRecv(); !errors.Is(err, ring.ErrEmpty) {
 		t.Fatalf("an oversized message was written: %v", err)
 	}
-	// Nothing but the batch's first message (one 16-byte frame) moved the tail.
+	// Nothing but the batch's first message (one 16-byte frame) moved the
+	// tail, published exactly at Close.
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
 	if d := r.Stats().Tail - before; d != 16 {
 		t.Fatalf("the tail moved %d bytes, want 16", d)
 	}
@@ -327,9 +334,10 @@ func TestConsumerCloseUnblocksSend(t *testing.T) {
 		t.Run(mode.String(), func(t *testing.T) {
 			r := newRing(t, ring.Options{Capacity: 4096, Wait: ring.Wait{Mode: mode, PeerCheck: time.Hour}})
 			p, c := roles(t, r)
+			sent := 0
 			for p.TrySend(make([]byte, 500)) == nil {
+				sent++
 			}
-			tail := r.Stats().Tail
 			got := make(chan error, 1)
 			go func() { got <- p.Send(make([]byte, 500)) }()
 			time.Sleep(20 * time.Millisecond)
@@ -344,11 +352,22 @@ func TestConsumerCloseUnblocksSend(t *testing.T) {
 			case <-time.After(10 * time.Second):
 				t.Fatal("the consumer's Close did not unblock Send")
 			}
-			if r.Stats().Tail != tail {
-				t.Fatal("the unblocked Send wrote into the ring")
-			}
 			if err := p.TrySend(nil); !errors.Is(err, ring.ErrClosed) {
 				t.Fatalf("TrySend to a closed consumer: %v", err)
+			}
+			// A new consumer finds exactly the messages sent before.
+			p.Close()
+			c2, err := r.Consumer()
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := range sent {
+				if m, err := c2.TryRecv(); err != nil || len(m) != 500 {
+					t.Fatalf("message %d of %d: %d bytes, %v", i, sent, len(m), err)
+				}
+			}
+			if m, err := c2.TryRecv(); !errors.Is(err, ring.ErrEmpty) {
+				t.Fatalf("after the %d messages sent: %d bytes, %v: the unblocked Send wrote into the ring", sent, len(m), err)
 			}
 		})
 	}
