@@ -689,6 +689,25 @@ class Ring:
                 w._retract()
 
 
+def _check_padding(r, lane, pos, off, n):
+    """Validate a padding frame of length n at offset off of a lane (Go:
+    Ring.checkPadding). A producer pads only the end of a lane, and only
+    when a frame does not fit there, so padding starts past offset 0, runs
+    exactly to the end, and is shorter than the largest frame."""
+    g = r._geo
+    if off == 0:
+        msg = "padding at offset 0"
+    elif n < 0 or off + n > g.capacity:
+        msg = "padding of %d bytes at offset %d runs past the end of the lane" % (n, off)
+    elif n != g.capacity - off or n % 8:
+        msg = "padding of %d bytes at offset %d does not end the lane" % (n, off)
+    elif n >= L.align_up(g.max_frame, 8):
+        msg = "padding of %d bytes, as long as the largest frame" % n
+    else:
+        return
+    raise CorruptRing("ring %r: lane %d: position %d: %s" % (r.name, lane, pos, msg))
+
+
 def _bytes_view(data):
     v = memoryview(data)
     if v.format != "B" or v.ndim != 1 or v.itemsize != 1:
@@ -743,6 +762,10 @@ class Producer:
         self._recover_tail()
         r._u32[self._o_pid >> 2] = os.getpid() & 0xFFFFFFFF
         self._nat.store32(self._addr + self._o_state, L.STATE_ATTACHED)
+        if self._tail != self._u64[self._o_head >> 3]:
+            # The last producer may have died between a commit and its
+            # signal: give it now.
+            self._signal()
 
     def _corrupt(self, pos, msg):
         return CorruptRing("ring %r: lane %d: position %d: %s" % (self._r.name, self.lane, pos, msg))
@@ -750,32 +773,41 @@ class Producer:
     def _recover_tail(self):
         """Find where the lane's previous producer stopped (Go: recoverTail):
         the published tail may lag its commits, so step over committed
-        records up to the zero length word after the last one."""
-        u32, u64 = self._u32, self._u64
+        records, each validated, up to the zero length word after the last
+        one; then publish the tail found."""
+        u32, u64, mv = self._u32, self._u64, self._mv
         h, t = u64[self._o_head >> 3], u64[self._o_tail >> 3]
         cap = self._cap
         if h % 8 or t % 8:
             raise self._corrupt(t, "cursors not 8-aligned: head %d, tail %d" % (h, t))
         if t > h and t - h > cap:
             raise self._corrupt(t, "tail is more than the capacity ahead of head %d" % h)
-        t = max(t, h)
-        max_rec = L.align_up(self._max_frame, 8)
+        if h > t and h - t > cap:
+            # The published tail lags the true one, which head never
+            # passes, by less than a lap.
+            raise self._corrupt(t, "head %d is more than the capacity past the published tail" % h)
+        t = max(t, h)  # records below head were committed and consumed
+        fflags = FLAG_CHECKSUM if self._checksum else 0
         for _ in range(cap // 8):
             off = t & self._mask
-            n = u32[(self._data + off) >> 2]
+            a = self._data + off
+            n = u32[a >> 2]
             if n == 0:
                 break
             if n >= 0x80000000:
                 n -= 1 << 32
-            if n < 0 or (n > max_rec and n != cap - off):
-                raise self._corrupt(t, "length word %d after the tail" % n)
-            size = L.align_up(n, 8)
-            if off + size > cap:
-                raise self._corrupt(t, "record of %d bytes crosses the end of the lane" % size)
-            t += size
+            typ, flags = _unpack_hh(mv, a + 4)
+            if typ == TYPE_PADDING and flags == 0:
+                _check_padding(self._r, self.lane, t, off, n)
+            elif typ != TYPE_DATA or flags != fflags or n < self._hdr or n > self._max_frame:
+                raise self._corrupt(t, "record after the tail: type %d, flags %#x, length %d" % (typ, flags, n))
+            elif off + ((n + 7) & ~7) > cap:
+                raise self._corrupt(t, "record of %d bytes after the tail crosses the end of the lane" % n)
+            t += (n + 7) & ~7
             if t - h > cap - L.NEXT_HEADER_RESERVE:
                 raise self._corrupt(t, "committed records beyond head+capacity")
-        self._tail, self._hc = t, h
+        self._tail, self._hc, self._published = t, h, t
+        u64[self._o_tail >> 3] = t
 
     @property
     def max_message(self):
@@ -944,23 +976,34 @@ class Producer:
         u32[(self._data + ((t + size) & self._mask)) >> 2] = 0  # the next length word
         nat = self._nat
         nat.store32(self._addr + a, length)  # publishes the record; a full fence
-        self._tail = t + size
+        self._tail = t = t + size
+        self._signal()
+        self._msgs += 1
+        self._bytes += n
+        if self._msgs >= L.FLUSH_EVERY or t - self._published >= self._cap // 2:
+            self._flush()
+
+    def _signal(self):
+        """Tell the consumer of a commit if it asked to be told: by the lane's
+        ready bit if it stopped polling the lane, by a futex wake if it
+        parked. Follows the commit's fenced store with loads (see
+        Ring._await)."""
+        u32, nat = self._u32, self._nat
         if u32[self._i_signal] != 0 and not (self._u64[self._ready_off >> 3] & self._ready_bit):
             nat.or64(self._addr + self._ready_off, self._ready_bit)
         if u32[L.OFF_CONS_PARKED >> 2] != 0:
             addr = self._addr + L.OFF_CONS_SEQ
             nat.add32(addr, 1)
             nat.futex_wake(addr, 1)
-        self._msgs += 1
-        self._bytes += n
-        if self._msgs >= L.FLUSH_EVERY:
-            self._flush()
 
     def _flush(self):
         """Publish the tail and add the local counters to the lane's (this
-        producer is their only writer)."""
+        producer is their only writer). The producer flushes every 256
+        records and every half lap, so the published tail lags the true one
+        by less than a lap."""
         u64 = self._u64
         u64[self._o_tail >> 3] = self._tail
+        self._published = self._tail
         if self._msgs:
             u64[self._o_sent >> 3] = (u64[self._o_sent >> 3] + self._msgs) & 0xFFFFFFFFFFFFFFFF
         if self._bytes:
@@ -1121,11 +1164,18 @@ class Consumer:
             cl.head = cl.released = u64[cl.o_head >> 3]
             if cl.head % 8:
                 raise CorruptRing("ring %r: lane %d: position %d: head not 8-aligned" % (r.name, i, cl.head))
+            t = u64[cl.o_tail >> 3]
+            if t > cl.head and t - cl.head > g.capacity:
+                raise CorruptRing("ring %r: lane %d: position %d: published tail %d is more than the capacity ahead"
+                                  % (r.name, i, cl.head, t))
             u32[cl.i_signal] = 1  # every lane starts cold: ask its producer to signal, then look
             self._lanes.append(cl)
         self._nat.fence()
         for cl in self._lanes:
-            if u32[(cl.data + (cl.head & self._mask)) >> 2] != 0:
+            # The first lanes stay hot, so that a ring of few lanes is polled
+            # without signals until the consumer parks; the others stay cold
+            # unless they hold a record.
+            if cl.idx < L.HOT_KEEP or u32[(cl.data + (cl.head & self._mask)) >> 2] != 0:
                 self._heat(cl)
         u32[L.OFF_CONS_PID >> 2] = os.getpid() & 0xFFFFFFFF
         self._nat.store32(self._addr + L.OFF_CONS_STATE, L.STATE_ATTACHED)
@@ -1293,12 +1343,18 @@ class Consumer:
         self._wake_producer(cl)
 
     def _next_wait(self, wait, deadline):
+        first = True
         while True:
             rec = self._next()
             if rec is not None:
                 return rec
             if not wait:
                 raise RingEmpty("ring %r: empty" % self._r.name)
+            if not first and deadline is not None and time.monotonic() >= deadline:
+                # _await saw a record that _next did not take (padding, or a
+                # peer rewriting the ring): the deadline still holds.
+                raise TimeoutError("ring %r: timed out" % self._r.name)
+            first = False
             try:
                 self._r._await(deadline, self, L.OFF_CONS_SEQ)
             except BaseException:
@@ -1346,9 +1402,9 @@ class Consumer:
                 n -= 1 << 32
             typ, flags = _unpack_hh(mv, a + 4)
             if typ == TYPE_PADDING:
-                if flags != 0 or off == 0 or n != cap - off:
-                    raise self._corrupt(cl, cl.head, "padding of %d bytes (flags %#x) at offset %d does not end the lane"
-                                        % (n, flags, off))
+                if flags != 0:
+                    raise self._corrupt(cl, cl.head, "padding with flags %#06x" % flags)
+                _check_padding(self._r, cl.idx, cl.head, off, n)
                 cl.head += n
                 continue
             if typ != TYPE_DATA:
@@ -1449,32 +1505,43 @@ class Consumer:
                 # The producer's last record was committed before its state
                 # changed: look once more, then it is the end.
                 if u32[(cl.data + (cl.head & mask)) >> 2] != 0:
+                    self._heat(cl)
                     return True
                 raise EndOfStream("ring %r: the producer closed" % self._r.name)
         return False
 
     def _ended(self):
-        """An MPSC stream ends when no producer is attached, at least one
-        closed, and every lane is drained."""
-        if not self._mpsc:
-            return
-        u32, mask = self._u32, self._mask
-        closed = False
+        """Sweep every lane, cold ones included (Go: Consumer.ended): a lane
+        with a record at its head goes hot, so that no record waits for a
+        signal its producer died before giving; a published tail more than
+        the capacity ahead of the head is corruption. Then the end of an
+        MPSC stream: no producer attached, at least one closed, every lane
+        drained. A dead producer does not end it: another may take its
+        lane."""
+        u32, u64, mask, cap = self._u32, self._u64, self._mask, self._cap
+        attached = closed = busy = False
         for cl in self._lanes:
+            t = u64[cl.o_tail >> 3]
+            if t > cl.head and t - cl.head > cap:
+                raise self._corrupt(cl, cl.head, "published tail %d is more than the capacity ahead" % t)
+            if u32[(cl.data + (cl.head & mask)) >> 2] != 0:
+                self._heat(cl)
+                busy = True
             st = u32[cl.i_state]
             if st == L.STATE_ATTACHED:
-                return
-            if st == L.STATE_CLOSED:
+                attached = True
+            elif st == L.STATE_CLOSED:
                 closed = True
-            if u32[(cl.data + (cl.head & mask)) >> 2] != 0:
-                return
-        if closed:
+        if self._mpsc and closed and not attached and not busy:
             raise EndOfStream("ring %r: every producer closed" % self._r.name)
 
     def _peer(self):
         if self._mpsc:
             return
         cl = self._lanes[0]
+        if self._u32[(cl.data + (cl.head & self._mask)) >> 2] != 0:
+            self._heat(cl)  # delivered before the peer's end is reported
+            return
         st = self._r._role_state(cl.i_state << 2, cl.lock)
         if st == "closed":
             raise EndOfStream("ring %r: the producer closed" % self._r.name)
