@@ -9,10 +9,12 @@ import (
 	"io/fs"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"text/tabwriter"
 	"time"
+	"unicode/utf8"
 
 	"github.com/ringwire/ringwire/ring"
 	"github.com/ringwire/ringwire/shm"
@@ -48,48 +50,77 @@ type Entry struct {
 
 // RingState is what a ring's header and locks say.
 type RingState struct {
-	Mode       string    `json:"mode"`
-	Capacity   int       `json:"capacity"`
-	MaxMessage int       `json:"max_message"`
-	Checksum   bool      `json:"checksum"`
-	Created    time.Time `json:"created"`
-	AgeSeconds float64   `json:"age_seconds"`
-	// CreatorPID is informational: a PID is no proof of life.
-	CreatorPID uint32          `json:"creator_pid"`
-	OwnerAlive bool            `json:"owner_alive"`
-	Attached   bool            `json:"attached"`
-	Consumer   string          `json:"consumer"`
-	Producers  []ProducerState `json:"producers"`
-	// BytesInFlight is Tail-Head: exact.
+	Mode string `json:"mode"`
+	// Lanes is the lane count: 1 for SPSC; for MPSC, the most producers
+	// that may be attached at once. LanesAttached counts the lanes whose
+	// producer is alive.
+	Lanes         int `json:"lanes"`
+	LanesAttached int `json:"lanes_attached"`
+	// Capacity is each lane's data region; the segment holds Lanes of
+	// them, plus the control blocks.
+	Capacity    int       `json:"capacity"`
+	SegmentSize int       `json:"segment_size"`
+	MaxMessage  int       `json:"max_message"`
+	Checksum    bool      `json:"checksum"`
+	Instance    string    `json:"instance"` // the ring's random id, hex
+	Created     time.Time `json:"created"`
+	AgeSeconds  float64   `json:"age_seconds"`
+	// CreatorPID and ConsumerPID are informational: a PID is no proof of
+	// life.
+	CreatorPID  uint32 `json:"creator_pid"`
+	OwnerAlive  bool   `json:"owner_alive"`
+	Attached    bool   `json:"attached"`
+	Consumer    string `json:"consumer"`
+	ConsumerPID uint32 `json:"consumer_pid"`
+	// UsedLanes lists every lane a producer ever took (the one lane of an
+	// SPSC ring always), in lane order.
+	UsedLanes []LaneState `json:"used_lanes"`
+	// BytesInFlight sums the lanes' in-flight bytes (see LaneState).
 	BytesInFlight uint64 `json:"bytes_in_flight"`
 	// MessagesInFlight is Sent-Received. The counters lag the traffic by up
 	// to 256 messages on each side, so it is approximate (MessagesApprox)
 	// unless the ring is empty.
-	MessagesInFlight uint64  `json:"messages_in_flight"`
-	MessagesApprox   bool    `json:"messages_in_flight_approx"`
-	FillPercent      float64 `json:"fill_percent"`
-	Stats            Stats   `json:"stats"`
+	MessagesInFlight uint64 `json:"messages_in_flight"`
+	MessagesApprox   bool   `json:"messages_in_flight_approx"`
+	// FillPercent is BytesInFlight as a share of every lane's capacity;
+	// MaxFillPercent the fill of the fullest lane, which is what makes its
+	// producer wait.
+	FillPercent    float64 `json:"fill_percent"`
+	MaxFillPercent float64 `json:"max_fill_percent"`
+	Stats          Stats   `json:"stats"`
 	// Live lists the live processes' roles; empty when the ring is provably
 	// dead, which is what gc removes.
 	Live []string `json:"live"`
 	Dead bool     `json:"dead"`
 }
 
-// ProducerState is one producer slot.
-type ProducerState struct {
-	Slot  int    `json:"slot"`
-	State string `json:"state"`
+// LaneState is one lane that a producer took.
+type LaneState struct {
+	Lane  int    `json:"lane"`
+	State string `json:"state"` // its producer's: alive, closed or dead (none: never taken)
 	PID   uint32 `json:"pid"`
+	// Head is the consumer's released position, Tail the producer's
+	// published one. The producer publishes its tail every 256 messages or
+	// half a lane, and whenever it waits or closes: so BytesInFlight,
+	// Tail-Head (0 while the published tail lags behind the head), is
+	// exact once the producer waits or closes, and may fall short while it
+	// sends.
+	Head          uint64  `json:"head"`
+	Tail          uint64  `json:"tail"`
+	BytesInFlight uint64  `json:"bytes_in_flight"`
+	FillPercent   float64 `json:"fill_percent"` // of the lane's capacity
+	Sent          uint64  `json:"sent"`
+	SentBytes     uint64  `json:"sent_bytes"`
+	Full          uint64  `json:"full"` // times the producer found the lane full
 }
 
-// Stats are the header's counters.
+// Stats are the ring's counters, summed over its lanes.
 type Stats struct {
 	Sent          uint64 `json:"sent"`
 	SentBytes     uint64 `json:"sent_bytes"`
 	Received      uint64 `json:"received"`
 	ReceivedBytes uint64 `json:"received_bytes"`
 	Full          uint64 `json:"full"`
-	Skipped       uint64 `json:"skipped"`
 	Head          uint64 `json:"head"`
 	Tail          uint64 `json:"tail"`
 }
@@ -122,7 +153,7 @@ func (e *env) inspect(name string, fi fs.FileInfo, now time.Time) Entry {
 		return en.failed(err)
 	}
 	en.Kind = kindRing
-	en.Ring = ringState(info, now)
+	en.Ring = ringState(info, r.Lanes(), now)
 	return en
 }
 
@@ -135,22 +166,34 @@ func (en Entry) failed(err error) Entry {
 	return en
 }
 
-func ringState(in ring.Info, now time.Time) *RingState {
+// ringState describes a ring of lanes lanes (Info lists only the used ones).
+func ringState(in ring.Info, lanes int, now time.Time) *RingState {
 	s := in.Stats
 	rs := &RingState{
-		Mode: in.Mode.String(), Capacity: in.Capacity, MaxMessage: in.MaxMessage, Checksum: in.Checksum,
+		Mode: in.Mode.String(), Lanes: lanes, Capacity: in.Capacity, SegmentSize: in.SegmentSize,
+		MaxMessage: in.MaxMessage, Checksum: in.Checksum, Instance: fmt.Sprintf("%016x", in.Instance),
 		Created: in.Created, AgeSeconds: now.Sub(in.Created).Seconds(), CreatorPID: in.CreatorPID,
-		OwnerAlive: in.OwnerAlive, Attached: in.Attached, Consumer: in.Consumer.String(),
-		Producers: []ProducerState{},
+		OwnerAlive: in.OwnerAlive, Attached: in.Attached, Consumer: in.Consumer.String(), ConsumerPID: in.ConsumerPID,
+		UsedLanes: []LaneState{},
 		Stats: Stats{Sent: s.Sent, SentBytes: s.SentBytes, Received: s.Received, ReceivedBytes: s.ReceivedBytes,
-			Full: s.Full, Skipped: s.Skipped, Head: s.Head, Tail: s.Tail},
+			Full: s.Full, Head: s.Head, Tail: s.Tail},
 	}
-	for _, p := range in.Producers {
-		rs.Producers = append(rs.Producers, ProducerState{Slot: p.Slot, State: p.State.String(), PID: p.PID})
+	for _, l := range in.Lanes {
+		ls := LaneState{Lane: l.Lane, State: l.State.String(), PID: l.PID, Head: l.Head, Tail: l.Tail,
+			Sent: l.Sent, SentBytes: l.SentBytes, Full: l.Full}
+		if l.Tail > l.Head {
+			ls.BytesInFlight = l.Tail - l.Head
+			ls.FillPercent = 100 * float64(ls.BytesInFlight) / float64(in.Capacity)
+		}
+		if l.State == ring.RoleAlive {
+			rs.LanesAttached++
+		}
+		rs.BytesInFlight += ls.BytesInFlight
+		rs.MaxFillPercent = max(rs.MaxFillPercent, ls.FillPercent)
+		rs.UsedLanes = append(rs.UsedLanes, ls)
 	}
-	if s.Tail > s.Head {
-		rs.BytesInFlight = s.Tail - s.Head
-		rs.FillPercent = 100 * float64(rs.BytesInFlight) / float64(in.Capacity)
+	if rs.BytesInFlight > 0 {
+		rs.FillPercent = 100 * float64(rs.BytesInFlight) / (float64(in.Capacity) * float64(rs.Lanes))
 		rs.MessagesApprox = true
 		if s.Sent > s.Received {
 			rs.MessagesInFlight = s.Sent - s.Received
@@ -162,21 +205,22 @@ func ringState(in ring.Info, now time.Time) *RingState {
 }
 
 // liveRoles lists who keeps a ring alive: the owner, roles whose locks are
-// held, and processes that have it open without a role.
+// held (the consumer's, each lane's producer's), and processes that have
+// it open without a role.
 func liveRoles(in ring.Info) []string {
 	live := []string{}
 	if in.OwnerAlive {
 		live = append(live, fmt.Sprintf("owner alive (created by pid %d)", in.CreatorPID))
 	}
 	if in.Consumer == ring.RoleAlive {
-		live = append(live, "consumer alive")
+		live = append(live, fmt.Sprintf("consumer alive (pid %d)", in.ConsumerPID))
 	}
-	for _, p := range in.Producers {
-		if p.State == ring.RoleAlive {
+	for _, l := range in.Lanes {
+		if l.State == ring.RoleAlive {
 			if in.Mode == ring.SPSC {
-				live = append(live, fmt.Sprintf("producer alive (pid %d)", p.PID))
+				live = append(live, fmt.Sprintf("producer alive (pid %d)", l.PID))
 			} else {
-				live = append(live, fmt.Sprintf("producer slot %d alive (pid %d)", p.Slot, p.PID))
+				live = append(live, fmt.Sprintf("lane %d producer alive (pid %d)", l.Lane, l.PID))
 			}
 		}
 	}
@@ -230,13 +274,13 @@ func cmdLs(e *env, args []string) error {
 			continue
 		}
 		if rings == 0 {
-			fmt.Fprintln(tw, "NAME\tMODE\tCAPACITY\tIN FLIGHT\tMSGS\tFILL\tPRODUCERS\tCONSUMER\tOWNER\tAGE")
+			fmt.Fprintln(tw, "NAME\tMODE\tLANES\tCAP/LANE\tSIZE\tIN FLIGHT\tMSGS\tFILL\tCONSUMER\tOWNER\tAGE")
 		}
 		rings++
 		rs := en.Ring
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%.1f%%\t%s\t%s\t%s\t%s\n", en.Name, rs.Mode, fmtBytes(uint64(rs.Capacity)),
-			fmtBytes(rs.BytesInFlight), fmtMsgs(rs), rs.FillPercent, producersSummary(rs), rs.Consumer,
-			aliveWord(rs.OwnerAlive), fmtAge(time.Duration(rs.AgeSeconds*float64(time.Second))))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%.1f%%\t%s\t%s\t%s\n", en.Name, rs.Mode, lanesSummary(rs),
+			fmtBytes(uint64(rs.Capacity)), fmtBytes(uint64(rs.SegmentSize)), fmtBytes(rs.BytesInFlight), fmtMsgs(rs),
+			rs.MaxFillPercent, rs.Consumer, aliveWord(rs.OwnerAlive), fmtAge(time.Duration(rs.AgeSeconds*float64(time.Second))))
 	}
 	if len(others) > 0 {
 		if rings > 0 {
@@ -304,61 +348,119 @@ func printStat(w io.Writer, path string, en Entry) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	p := func(k, format string, args ...any) { fmt.Fprintf(tw, "%s\t"+format+"\n", append([]any{k}, args...)...) }
 	p("ring", "%s", en.Name)
-	p("segment", "%s, %s, perm %s, uid %d, gid %d", path, fmtBytes(uint64(en.Size)), en.Perm, en.UID, en.GID)
-	p("mode", "%s", rs.Mode)
+	p("instance", "%s (hex: names this ring's messages)", rs.Instance)
+	p("segment", "%s, %s, perm %s, uid %d, gid %d", path, fmtExact(uint64(en.Size)), en.Perm, en.UID, en.GID)
 	sum := "off"
 	if rs.Checksum {
 		sum = "on"
 	}
-	p("capacity", "%s, max message %s, checksums %s", fmtBytes(uint64(rs.Capacity)), fmtBytes(uint64(rs.MaxMessage)), sum)
+	if rs.Lanes == 1 {
+		p("mode", "%s: 1 lane", rs.Mode)
+	} else {
+		p("mode", "%s: %d lanes, one per attached producer", rs.Mode, rs.Lanes)
+	}
+	p("capacity", "%s per lane, %d × %s = %s of data; max message %s, checksums %s", fmtBytes(uint64(rs.Capacity)),
+		rs.Lanes, fmtBytes(uint64(rs.Capacity)), fmtBytes(uint64(rs.Lanes)*uint64(rs.Capacity)), fmtBytes(uint64(rs.MaxMessage)), sum)
 	p("created", "%s (age %s) by pid %d", rs.Created.Format(time.RFC3339), fmtAge(time.Duration(rs.AgeSeconds*float64(time.Second))), rs.CreatorPID)
 	p("owner", "%s", aliveWord(rs.OwnerAlive))
 	p("attached", "%s", yesNo(rs.Attached))
-	p("consumer", "%s", rs.Consumer)
-	if len(rs.Producers) == 0 {
-		p("producers", "none yet")
+	if rs.Consumer == "none" {
+		p("consumer", "none")
+	} else {
+		p("consumer", "%s (pid %d)", rs.Consumer, rs.ConsumerPID)
 	}
-	for i, pr := range rs.Producers {
-		k := ""
-		if i == 0 {
-			k = "producers"
-		}
-		p(k, "slot %d: %s (pid %d)", pr.Slot, pr.State, pr.PID)
-	}
-	p("in flight", "%s of %s (%.1f%% full), %s messages", fmtBytes(rs.BytesInFlight), fmtBytes(uint64(rs.Capacity)), rs.FillPercent, fmtMsgs(rs))
-	p("cursors", "head %d, tail %d", rs.Stats.Head, rs.Stats.Tail)
+	p("producers", "%s", producersSummary(rs))
+	p("in flight", "%s of %s (%.1f%% full), %s messages", fmtBytes(rs.BytesInFlight),
+		fmtBytes(uint64(rs.Lanes)*uint64(rs.Capacity)), rs.FillPercent, fmtMsgs(rs))
 	p("sent", "%d messages, %s", rs.Stats.Sent, fmtBytes(rs.Stats.SentBytes))
 	p("received", "%d messages, %s", rs.Stats.Received, fmtBytes(rs.Stats.ReceivedBytes))
-	p("full events", "%d (times a producer found the ring full)", rs.Stats.Full)
-	p("skipped", "%d records (left by producers that died mid-write)", rs.Stats.Skipped)
+	p("full events", "%d (times a producer found its lane full)", rs.Stats.Full)
 	if rs.Dead {
 		p("verdict", "dead: no live process uses it; `ringctl gc` removes it")
 	} else {
 		p("verdict", "in use: %s", strings.Join(rs.Live, ", "))
 	}
 	tw.Flush()
+	if len(rs.UsedLanes) > 0 {
+		rows := [][]string{{"LANE", "PRODUCER", "PID", "IN FLIGHT", "FILL", "SENT", "FULL"}}
+		for _, l := range rs.UsedLanes {
+			rows = append(rows, []string{strconv.Itoa(l.Lane), l.State, strconv.FormatUint(uint64(l.PID), 10),
+				fmtBytes(l.BytesInFlight), fmt.Sprintf("%.1f%%", l.FillPercent), strconv.FormatUint(l.Sent, 10), strconv.FormatUint(l.Full, 10)})
+		}
+		fmt.Fprintln(w)
+		printTable(w, rows, map[int]bool{1: true})
+	}
+	fmt.Fprintln(w)
 	for _, h := range hints(rs) {
 		fmt.Fprintf(w, "note: %s\n", h)
 	}
-	fmt.Fprintln(w, "(counters lag the traffic by up to 256 messages per side; in-flight bytes are exact)")
+	fmt.Fprintln(w, "(a lane's tail, hence its in-flight bytes, is published every 256 messages or half a lane while its producer sends,")
+	fmt.Fprintln(w, " and is exact once the producer waits or closes; counters lag the traffic by up to 256 messages per side)")
+}
+
+// printTable prints rows in columns two spaces apart, aligned right but
+// for the columns in left, aligned left.
+func printTable(w io.Writer, rows [][]string, left map[int]bool) {
+	var width []int
+	for _, r := range rows {
+		for i, c := range r {
+			if i == len(width) {
+				width = append(width, 0)
+			}
+			width[i] = max(width[i], utf8.RuneCountInString(c))
+		}
+	}
+	for _, r := range rows {
+		var b strings.Builder
+		for i, c := range r {
+			pad := strings.Repeat(" ", width[i]-utf8.RuneCountInString(c))
+			if i > 0 {
+				b.WriteString("  ")
+			}
+			if left[i] {
+				b.WriteString(c + pad)
+			} else {
+				b.WriteString(pad + c)
+			}
+		}
+		fmt.Fprintln(w, strings.TrimRight(b.String(), " "))
+	}
 }
 
 // hints says what to do about what stat shows.
 func hints(rs *RingState) []string {
 	var h []string
 	if rs.Consumer == "dead" {
-		h = append(h, "the consumer died without closing: producers get ErrPeerDead; a new consumer continues from the last released message")
+		h = append(h, fmt.Sprintf("the consumer (pid %d) died without closing: producers waiting for room get ErrPeerDead; "+
+			"a new consumer continues from each lane's last released message", rs.ConsumerPID))
 	}
-	for _, p := range rs.Producers {
-		if p.State == "dead" {
-			h = append(h, fmt.Sprintf("producer slot %d (pid %d) died without closing: the consumer drains what it committed, then gets ErrPeerDead", p.Slot, p.PID))
+	for _, l := range rs.UsedLanes {
+		if l.State != "dead" {
+			continue
+		}
+		if rs.Mode == ring.SPSC.String() {
+			h = append(h, fmt.Sprintf("the producer (pid %d) died without closing: the consumer drains what it committed, then gets ErrPeerDead; "+
+				"a new producer continues after the last committed record", l.PID))
+		} else {
+			h = append(h, fmt.Sprintf("lane %d's producer (pid %d) died without closing: the consumer drains what it committed; "+
+				"the lane is free for the next producer, which continues after the last committed record; other lanes are unaffected", l.Lane, l.PID))
 		}
 	}
-	if rs.FillPercent >= 90 {
+	if rs.Mode == ring.MPSC.String() && rs.LanesAttached == rs.Lanes {
+		h = append(h, fmt.Sprintf("all %d lanes are taken: another producer gets ErrBusy (role already taken) until one closes or dies", rs.Lanes))
+	}
+	for _, l := range rs.UsedLanes {
+		if l.FillPercent < 90 {
+			continue
+		}
+		which := fmt.Sprintf("lane %d is", l.Lane)
+		if rs.Lanes == 1 {
+			which = "the ring is"
+		}
 		if rs.Consumer == "alive" {
-			h = append(h, "the ring is nearly full: the consumer is slower than the producers (see docs/OPERATIONS.md)")
+			h = append(h, which+" nearly full: the consumer is slower than its producer (see docs/OPERATIONS.md)")
 		} else {
-			h = append(h, "the ring is nearly full and no consumer is alive: producers wait or fail until one attaches")
+			h = append(h, which+" nearly full and no consumer is alive: its producer waits or fails until one attaches")
 		}
 	}
 	return h
@@ -371,10 +473,10 @@ type watchRow struct {
 	RecvPerSec  float64   `json:"recv_per_sec"`
 	BytesPerSec float64   `json:"bytes_per_sec"`
 	FullPerSec  float64   `json:"full_per_sec"`
-	FillPercent float64   `json:"fill_percent"`
+	FillPercent float64   `json:"fill_percent"` // of the fullest lane
 	InFlight    uint64    `json:"bytes_in_flight"`
+	Lanes       string    `json:"lanes"` // attached/total
 	Consumer    string    `json:"consumer"`
-	Producers   string    `json:"producers"`
 	Owner       string    `json:"owner"`
 }
 
@@ -401,10 +503,10 @@ func (e *env) watch(name string, interval time.Duration, count int, asJSON bool)
 		return e.ringError(name, err)
 	}
 	last := time.Now()
-	const rowFormat = "%-8s  %9s  %9s  %9s  %7s  %6s  %9s  %-9s  %-8s  %s\n"
+	const rowFormat = "%-8s  %9s  %9s  %9s  %7s  %6s  %9s  %-7s  %-8s  %s\n"
 	if !asJSON {
-		fmt.Fprintf(e.stdout, "watching ring %q every %v (msgs/s from counters that lag up to 256 messages; bytes/s from the head cursor, framing included)\n", name, interval)
-		fmt.Fprintf(e.stdout, rowFormat, "TIME", "SENT/s", "RECV/s", "BYTES/s", "FULL/s", "FILL", "IN FLIGHT", "PRODUCERS", "CONSUMER", "OWNER")
+		fmt.Fprintf(e.stdout, "watching ring %q every %v (msgs/s from counters that lag up to 256 messages; bytes/s from the lanes' heads, framing included; FILL is the fullest lane's)\n", name, interval)
+		fmt.Fprintf(e.stdout, rowFormat, "TIME", "SENT/s", "RECV/s", "BYTES/s", "FULL/s", "FILL", "IN FLIGHT", "LANES", "CONSUMER", "OWNER")
 	}
 	ticker := time.NewTicker(interval)
 	defer ticker.Stop()
@@ -425,15 +527,15 @@ func (e *env) watch(name string, interval time.Duration, count int, asJSON bool)
 		}
 		now := time.Now()
 		dt := now.Sub(last).Seconds()
-		rs := ringState(cur, now)
+		rs := ringState(cur, r.Lanes(), now)
 		row := watchRow{
 			Time:        now,
 			SentPerSec:  rate(prev.Stats.Sent, cur.Stats.Sent, dt),
 			RecvPerSec:  rate(prev.Stats.Received, cur.Stats.Received, dt),
 			BytesPerSec: rate(prev.Stats.Head, cur.Stats.Head, dt),
 			FullPerSec:  rate(prev.Stats.Full, cur.Stats.Full, dt),
-			FillPercent: rs.FillPercent, InFlight: rs.BytesInFlight,
-			Consumer: rs.Consumer, Producers: producersSummary(rs), Owner: aliveWord(rs.OwnerAlive),
+			FillPercent: rs.MaxFillPercent, InFlight: rs.BytesInFlight,
+			Lanes: lanesSummary(rs), Consumer: rs.Consumer, Owner: aliveWord(rs.OwnerAlive),
 		}
 		prev, last = cur, now
 		if asJSON {
@@ -445,7 +547,7 @@ func (e *env) watch(name string, interval time.Duration, count int, asJSON bool)
 		_, err = fmt.Fprintf(e.stdout, rowFormat, now.Format("15:04:05"),
 			fmt.Sprintf("%.0f", row.SentPerSec), fmt.Sprintf("%.0f", row.RecvPerSec), fmtBytes(uint64(row.BytesPerSec)),
 			fmt.Sprintf("%.0f", row.FullPerSec), fmt.Sprintf("%.1f%%", row.FillPercent), fmtBytes(row.InFlight),
-			row.Producers, row.Consumer, row.Owner)
+			row.Lanes, row.Consumer, row.Owner)
 		if err != nil {
 			return err
 		}
@@ -466,20 +568,21 @@ func writeJSON(w io.Writer, v any) error {
 	return enc.Encode(v)
 }
 
-// producersSummary is one word for SPSC ("alive") and a count per state
-// for MPSC ("2 alive, 1 dead").
+// lanesSummary is "attached/total": the lanes whose producer is alive,
+// of the ring's lanes.
+func lanesSummary(rs *RingState) string { return fmt.Sprintf("%d/%d", rs.LanesAttached, rs.Lanes) }
+
+// producersSummary says what the producers are: one word for SPSC
+// ("alive"), counts per state for MPSC ("2 alive, 1 dead of 16 lanes").
 func producersSummary(rs *RingState) string {
-	if len(rs.Producers) == 0 {
-		return "none"
-	}
-	if rs.Mode == ring.SPSC.String() {
-		return rs.Producers[0].State
+	if rs.Mode == ring.SPSC.String() && len(rs.UsedLanes) == 1 {
+		return rs.UsedLanes[0].State
 	}
 	var parts []string
-	for _, st := range []string{"alive", "dead", "closed"} {
+	for _, st := range []string{"alive", "closed", "dead"} {
 		n := 0
-		for _, p := range rs.Producers {
-			if p.State == st {
+		for _, l := range rs.UsedLanes {
+			if l.State == st {
 				n++
 			}
 		}
@@ -487,7 +590,10 @@ func producersSummary(rs *RingState) string {
 			parts = append(parts, fmt.Sprintf("%d %s", n, st))
 		}
 	}
-	return strings.Join(parts, ",")
+	if len(parts) == 0 {
+		return fmt.Sprintf("none yet (%d lanes free)", rs.Lanes)
+	}
+	return fmt.Sprintf("%s of %d lanes", strings.Join(parts, ", "), rs.Lanes)
 }
 
 func fmtMsgs(rs *RingState) string {
@@ -526,6 +632,19 @@ func fmtBytes(n uint64) string {
 	s := fmt.Sprintf("%.1f", v)
 	s = strings.TrimSuffix(s, ".0")
 	return s + units[u]
+}
+
+// fmtExact is fmtBytes, followed by the byte count when fmtBytes rounds
+// it: "16MiB (16785408 bytes)".
+func fmtExact(n uint64) string {
+	unit := uint64(1)
+	for n/unit >= 1024 && unit < 1<<50 {
+		unit <<= 10
+	}
+	if n%unit == 0 {
+		return fmtBytes(n)
+	}
+	return fmt.Sprintf("%s (%d bytes)", fmtBytes(n), n)
 }
 
 // fmtAge prints a duration to the second: 42s, 3m12s, 5h03m, 2d04h.

@@ -22,10 +22,13 @@ const rawHeader = 4
 
 func cmdCreate(e *env, args []string) error {
 	fs := e.flags("create")
-	capacity := fs.String("capacity", "1MiB", "data region size, rounded up to a power of two (4096, 64KiB, 1MiB, ...)")
-	mode := fs.String("mode", "spsc", "producer discipline: spsc or mpsc")
-	slots := fs.Int("slots", 0, "MPSC: how many producers may attach at once (0: 64)")
-	maxMsg := fs.String("max-message", "0", "largest message (0: half the capacity, less the frame header)")
+	capacity := fs.String("capacity", "1MiB", "each lane's data region, rounded up to a power of two (4096, 64KiB, 1MiB, ...)")
+	mode := fs.String("mode", "spsc", "producer discipline: spsc (one lane) or mpsc (a lane per attached producer)")
+	var lanes int
+	lanesUsage := fmt.Sprintf("MPSC: lanes, the most producers attached at once (0: %d); the segment holds lanes × capacity bytes", ring.DefaultLanes)
+	fs.IntVar(&lanes, "lanes", 0, lanesUsage)
+	fs.IntVar(&lanes, "slots", 0, "alias of -lanes")
+	maxMsg := fs.String("max-message", "0", "largest message (0: half a lane, less the frame header)")
 	checksum := fs.Bool("checksum", false, "frames carry an xxhash64 checksum of their payload")
 	perm := fs.String("perm", "0600", "permission bits of the segment, octal (0660 shares it with the group)")
 	pos, err := parse(fs, args, 1, 1)
@@ -33,16 +36,22 @@ func cmdCreate(e *env, args []string) error {
 		return err
 	}
 	name := pos[0]
-	o := ring.Options{Dir: e.dir, Checksum: *checksum, Slots: *slots}
+	o := ring.Options{Dir: e.dir, Checksum: *checksum, Slots: lanes}
 	if o.Capacity, err = parseSize(*capacity); err != nil {
 		return fmt.Errorf("%w: -capacity: %v", errUsage, err)
 	}
 	if o.MaxMessage, err = parseSize(*maxMsg); err != nil {
 		return fmt.Errorf("%w: -max-message: %v", errUsage, err)
 	}
+	if lanes < 0 {
+		return fmt.Errorf("%w: -lanes %d: want a positive count, or 0 for %d", errUsage, lanes, ring.DefaultLanes)
+	}
 	switch strings.ToLower(*mode) {
 	case "spsc":
 		o.Mode = ring.SPSC
+		if lanes > 1 {
+			return fmt.Errorf("%w: -lanes %d: an spsc ring has one lane; -mode mpsc gives a lane per producer", errUsage, lanes)
+		}
 	case "mpsc":
 		o.Mode = ring.MPSC
 	default:
@@ -61,8 +70,15 @@ func cmdCreate(e *env, args []string) error {
 	if r.Checksum() {
 		sum = "on"
 	}
-	fmt.Fprintf(e.stdout, "created ring %s in %s: %s, capacity %s, max message %s, checksums %s, perm %04o\n",
-		r.Name(), e.dir, r.Mode(), fmtBytes(uint64(r.Capacity())), fmtBytes(uint64(r.MaxMessage())), sum, o.Perm)
+	fmt.Fprintf(e.stdout, "created ring %s in %s: %s, %s, capacity %s per lane, max message %s, checksums %s, perm %04o\n",
+		r.Name(), e.dir, r.Mode(), plural(r.Lanes(), "lane"), fmtBytes(uint64(r.Capacity())), fmtBytes(uint64(r.MaxMessage())), sum, o.Perm)
+	in, err := r.Info()
+	if err != nil {
+		r.Close()
+		return e.ringError(name, err)
+	}
+	fmt.Fprintf(e.stdout, "memory: %s × %s = %s, a segment of %s with the control blocks, all reserved now\n",
+		plural(r.Lanes(), "lane"), fmtBytes(uint64(r.Capacity())), fmtBytes(uint64(r.Lanes())*uint64(r.Capacity())), fmtExact(uint64(in.SegmentSize)))
 	fmt.Fprintf(e.stdout, "it stays until `ringctl rm %s`; while no live process uses it, `ringctl gc` removes it too\n", r.Name())
 	return r.Close()
 }
@@ -89,6 +105,14 @@ func parseSize(s string) (int, error) {
 }
 
 const maxInt = int(^uint(0) >> 1)
+
+// plural says "1 lane", "16 lanes".
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
+}
 
 func cmdSend(e *env, args []string) error {
 	fs := e.flags("send")

@@ -8,7 +8,7 @@
 //
 //	ls                  every segment in the directory: rings, and foreign segments
 //	stat NAME           one ring in detail; -watch refreshes live rates
-//	create NAME         make a ring (-capacity, -mode, -max-message, -checksum, -perm)
+//	create NAME         make a ring (-capacity, -mode, -lanes, -max-message, -checksum, -perm)
 //	rm NAME             remove a ring that nothing uses (-force: even if used)
 //	send NAME           send stdin's lines (or -raw frames) into a ring
 //	recv NAME           print a ring's messages as lines (or -raw frames)
@@ -72,7 +72,7 @@ func init() {
 	commands = []command{
 		{"ls", "[-json]", "list every segment: rings with their state, and foreign segments", cmdLs},
 		{"stat", "[-json] [-watch [-interval D] [-count N]] NAME", "show one ring in detail; -watch refreshes live rates", cmdStat},
-		{"create", "[-capacity N] [-mode spsc|mpsc] [-slots N] [-max-message N] [-checksum] [-perm 0600] NAME", "make a ring", cmdCreate},
+		{"create", "[-capacity N] [-mode spsc|mpsc] [-lanes N] [-max-message N] [-checksum] [-perm 0600] NAME", fmt.Sprintf("make a ring of lanes × capacity bytes (mpsc: -lanes, %d by default)", ring.DefaultLanes), cmdCreate},
 		{"rm", "[-force] NAME...", "remove rings that no live process uses", cmdRm},
 		{"send", "[-raw] NAME", "send each line of stdin (or each -raw frame) as a message", cmdSend},
 		{"recv", "[-raw] [-n N] [-timeout D] NAME", "write each message to stdout as a line (or a -raw frame)", cmdRecv},

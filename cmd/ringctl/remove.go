@@ -20,11 +20,12 @@ import (
 const lockAttached = 1
 
 // removeDead removes ring name if, at the moment of removal, it is
-// provably dead: no process has it open, its owner is dead and no role is
-// held. It takes the attached lock exclusively first, so no process can
-// attach between the proof and the unlink (an Open meanwhile fails), and
-// unlinks through the segment it locked, so a segment that replaced the
-// name is left alone (shm.ErrReplaced).
+// provably dead: no process has it open, its owner is dead, and neither
+// the consumer's lock nor any lane's producer lock is held. It takes the
+// attached lock exclusively first, so no process can attach between the
+// proof and the unlink (an Open meanwhile fails), and unlinks through the
+// segment it locked, so a segment that replaced the name is left alone
+// (shm.ErrReplaced).
 //
 // It returns the live roles when the ring is in use, and an error when the
 // proof or the unlink failed.
@@ -61,7 +62,7 @@ func (e *env) removeDead(name string) (live []string, err error) {
 // deathCertificate says why a dead ring is dead.
 func deathCertificate(rs *RingState) string {
 	parts := []string{fmt.Sprintf("owner dead (created by pid %d)", rs.CreatorPID), "consumer " + rs.Consumer}
-	if len(rs.Producers) == 0 {
+	if len(rs.UsedLanes) == 0 || rs.Lanes == 1 && rs.UsedLanes[0].State == "none" {
 		parts = append(parts, "no producer ever")
 	} else {
 		parts = append(parts, "producers "+producersSummary(rs))

@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ringwire/ringwire/codec"
 	"github.com/ringwire/ringwire/ring"
 )
 
@@ -62,13 +63,17 @@ func buildAndRun(m *testing.M) int {
 // child performs ops on the ring envName in envDir, prints "ready", and
 // holds everything until stdin closes (or it is killed). Operations:
 //
-//	create      create the ring (this process owns it)
-//	open        attach without a role
-//	produce:N   take the producer role and send N messages "msg 0".."msg N-1"
-//	consume:N   take the consumer role and receive N messages
+//	create        create an SPSC ring of 64 KiB (this process owns it)
+//	mpsc:L        create an MPSC ring of L lanes of 64 KiB each
+//	open          attach without a role
+//	produce:N[:T] take a producer role (a lane) and send N messages "T 0".."T N-1"
+//	              (T is "msg" unless given)
+//	closep        close the producer taken by produce
+//	consume:N     take the consumer role and receive N messages
 func child(ops string) error {
 	dir, name := os.Getenv(envDir), os.Getenv(envName)
 	var r *ring.Ring
+	var p *ring.Producer
 	var err error
 	handle := func() (*ring.Ring, error) {
 		if r == nil {
@@ -78,10 +83,18 @@ func child(ops string) error {
 	}
 	for _, op := range strings.Split(ops, ",") {
 		verb, arg, _ := strings.Cut(op, ":")
+		arg, tag, ok := strings.Cut(arg, ":")
+		if !ok {
+			tag = "msg"
+		}
 		n, _ := strconv.Atoi(arg)
 		switch verb {
 		case "create":
 			if r, err = ring.Create(name, ring.Options{Dir: dir, Capacity: 64 << 10}); err != nil {
+				return err
+			}
+		case "mpsc":
+			if r, err = ring.Create(name, ring.Options{Dir: dir, Capacity: 64 << 10, Mode: ring.MPSC, Slots: n}); err != nil {
 				return err
 			}
 		case "open":
@@ -92,14 +105,17 @@ func child(ops string) error {
 			if _, err := handle(); err != nil {
 				return err
 			}
-			p, err := r.Producer()
-			if err != nil {
+			if p, err = r.Producer(); err != nil {
 				return err
 			}
 			for i := range n {
-				if err := p.Send([]byte(fmt.Sprintf("msg %d", i))); err != nil {
+				if err := p.Send([]byte(fmt.Sprintf("%s %d", tag, i))); err != nil {
 					return err
 				}
+			}
+		case "closep":
+			if err := p.Close(); err != nil {
+				return err
 			}
 		case "consume":
 			if _, err := handle(); err != nil {
@@ -253,6 +269,18 @@ func makeRing(t *testing.T, dir, name string) {
 	}
 }
 
+// makeMPSC is makeRing for an MPSC ring of lanes lanes.
+func makeMPSC(t *testing.T, dir, name string, lanes int) {
+	t.Helper()
+	r, err := ring.Create(name, ring.Options{Dir: dir, Capacity: 4096, Mode: ring.MPSC, Slots: lanes})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // deadRing makes a ring whose owner, producer and consumer were each a
 // process that was SIGKILLed.
 func deadRing(t *testing.T, dir, name string) {
@@ -304,7 +332,9 @@ func row(t *testing.T, out, name string) []string {
 func TestLsAndStat(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	startChild(t, dir, "live", "create,produce:3,consume:1")
+	// 300 messages: more than the 256 after which a producer publishes its
+	// tail, so that some are visibly in flight while it stays attached.
+	startChild(t, dir, "live", "create,produce:300,consume:1")
 	deadRing(t, dir, "dead")
 	makeRing(t, dir, "closed") // owner: this process, which closed its handle
 	if err := os.WriteFile(filepath.Join(dir, "psm_1234abcd"), []byte("a Python SharedMemory, say"), 0o600); err != nil {
@@ -320,17 +350,27 @@ func TestLsAndStat(t *testing.T) {
 		t.Fatalf("live: %+v", live)
 	}
 	lr := live.Ring
-	if !lr.OwnerAlive || !lr.Attached || lr.Consumer != "alive" || len(lr.Producers) != 1 || lr.Producers[0].State != "alive" || lr.Dead {
+	if !lr.OwnerAlive || !lr.Attached || lr.Consumer != "alive" || lr.ConsumerPID == 0 || len(lr.UsedLanes) != 1 ||
+		lr.UsedLanes[0].State != "alive" || lr.UsedLanes[0].PID == 0 || lr.LanesAttached != 1 || lr.Dead {
 		t.Errorf("live ring: %+v", lr)
 	}
-	if lr.Mode != "spsc" || lr.Capacity != 64<<10 || lr.BytesInFlight == 0 || lr.FillPercent <= 0 {
+	if lr.Mode != "spsc" || lr.Lanes != 1 || lr.Capacity != 64<<10 || int64(lr.SegmentSize) != live.Size ||
+		lr.BytesInFlight == 0 || lr.FillPercent <= 0 || lr.MaxFillPercent != lr.FillPercent {
 		t.Errorf("live ring geometry or fill: %+v", lr)
 	}
+	if l := lr.UsedLanes[0]; l.Tail-l.Head != l.BytesInFlight || l.BytesInFlight != lr.BytesInFlight || l.Sent > 300 || l.Sent < 300-256 {
+		t.Errorf("live ring's lane: %+v; want tail-head in flight, and at most 256 messages unpublished", l)
+	}
+	if len(lr.Instance) != 16 || strings.Trim(lr.Instance, "0123456789abcdef") != "" || lr.Instance == m["dead"].Ring.Instance {
+		t.Errorf("instances %q and %q: want distinct 16-digit hex ids", lr.Instance, m["dead"].Ring.Instance)
+	}
 	dr := m["dead"].Ring
-	if dr == nil || dr.OwnerAlive || dr.Attached || dr.Consumer != "dead" || len(dr.Producers) != 1 || dr.Producers[0].State != "dead" || !dr.Dead || len(dr.Live) != 0 {
+	if dr == nil || dr.OwnerAlive || dr.Attached || dr.Consumer != "dead" || len(dr.UsedLanes) != 1 || dr.UsedLanes[0].State != "dead" ||
+		dr.LanesAttached != 0 || !dr.Dead || len(dr.Live) != 0 {
 		t.Errorf("dead ring: %+v", m["dead"])
 	}
-	if cr := m["closed"].Ring; cr == nil || cr.OwnerAlive || cr.Consumer != "none" || len(cr.Producers) != 0 || !cr.Dead {
+	// An SPSC ring lists its one lane even before a producer took it.
+	if cr := m["closed"].Ring; cr == nil || cr.OwnerAlive || cr.Consumer != "none" || len(cr.UsedLanes) != 1 || cr.UsedLanes[0].State != "none" || !cr.Dead {
 		t.Errorf("closed ring: %+v", m["closed"])
 	}
 	if f := m["psm_1234abcd"]; f.Kind != kindForeign || f.Size != int64(len("a Python SharedMemory, say")) || f.UID != uint32(os.Getuid()) || f.Ring != nil {
@@ -338,19 +378,30 @@ func TestLsAndStat(t *testing.T) {
 	}
 
 	r := rc(t, dir, "", "ls")
-	r.want(t, 0, "NAME", "OTHER SEGMENT")
-	if f := row(t, r.stdout, "live"); strings.Join(f[6:9], " ") != "alive alive alive" {
-		t.Errorf("live row %q: want producers, consumer, owner alive", f)
+	r.want(t, 0, "NAME", "LANES", "CAP/LANE", "OTHER SEGMENT")
+	// NAME MODE LANES CAP/LANE SIZE IN-FLIGHT MSGS FILL CONSUMER OWNER AGE
+	if f := row(t, r.stdout, "live"); strings.Join(f[1:4], " ") != "spsc 1/1 64KiB" || strings.Join(f[8:10], " ") != "alive alive" || f[5] == "0B" {
+		t.Errorf("live row %q: want spsc, 1/1 lanes of 64KiB, bytes in flight, consumer and owner alive", f)
 	}
-	if f := row(t, r.stdout, "dead"); strings.Join(f[6:9], " ") != "dead dead dead" {
-		t.Errorf("dead row %q: want producers, consumer, owner dead", f)
+	if f := row(t, r.stdout, "dead"); f[2] != "0/1" || strings.Join(f[8:10], " ") != "dead dead" {
+		t.Errorf("dead row %q: want no lane attached, consumer and owner dead", f)
 	}
 	if f := row(t, r.stdout, "psm_1234abcd"); f[1] != "foreign" {
 		t.Errorf("foreign row %q", f)
 	}
 
-	rc(t, dir, "", "stat", "live").want(t, 0, "owner        alive", "consumer     alive", "slot 0: alive", "verdict      in use: owner alive", "consumer alive", "producer alive")
-	rc(t, dir, "", "stat", "dead").want(t, 0, "owner        dead", "consumer     dead", "slot 0: dead", "verdict      dead", "note: the consumer died", "died without closing")
+	r = rc(t, dir, "", "stat", "live")
+	r.want(t, 0, "instance     "+lr.Instance, "mode         spsc: 1 lane", "capacity     64KiB per lane",
+		"owner        alive", fmt.Sprintf("consumer     alive (pid %d)", lr.ConsumerPID), "producers    alive",
+		"verdict      in use: owner alive", "consumer alive", "producer alive", "LANE", "exact once the producer waits or closes")
+	if f := row(t, r.stdout, "0"); f[1] != "alive" || f[2] != strconv.Itoa(int(lr.UsedLanes[0].PID)) || f[3] == "0B" {
+		t.Errorf("stat live: lane row %q, want alive, pid %d, bytes in flight", f, lr.UsedLanes[0].PID)
+	}
+	r = rc(t, dir, "", "stat", "dead")
+	r.want(t, 0, "owner        dead", "consumer     dead", "verdict      dead", "note: the consumer", "note: the producer (pid", "died without closing")
+	if f := row(t, r.stdout, "0"); f[1] != "dead" {
+		t.Errorf("stat dead: lane row %q", f)
+	}
 
 	r = rc(t, dir, "", "stat", "-json", "dead")
 	r.want(t, 0)
@@ -358,17 +409,149 @@ func TestLsAndStat(t *testing.T) {
 	if err := json.Unmarshal([]byte(r.stdout), &en); err != nil {
 		t.Fatal(err)
 	}
-	if en.Name != "dead" || en.Ring == nil || !en.Ring.Dead || en.Ring.Consumer != "dead" {
+	if en.Name != "dead" || en.Ring == nil || !en.Ring.Dead || en.Ring.Consumer != "dead" || en.Ring.Instance != dr.Instance {
 		t.Errorf("stat -json dead: %+v", en)
 	}
 }
 
-// A `ringctl send` that was SIGKILLed leaves its producer role dead.
+// An MPSC ring across processes: each producer has its own lane; stat
+// tells alive, closed and dead lanes apart; a dead producer's lane goes to
+// the next producer, which continues after the last committed record; the
+// consumer gets every lane's messages, each lane's in order.
+func TestMPSCLanes(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	startChild(t, dir, "m", "mpsc:4")
+	alive := startChild(t, dir, "m", "produce:300:a")
+	dying := startChild(t, dir, "m", "produce:300:b")
+	closed := startChild(t, dir, "m", "produce:300:c,closep")
+	dying.kill(t) // after c took lane 2: a dead producer's lane is free for the next
+
+	m := lsJSON(t, dir)
+	en := m["m"]
+	rs := en.Ring
+	if rs == nil || rs.Mode != "mpsc" || rs.Lanes != 4 || rs.LanesAttached != 1 || rs.Capacity != 64<<10 ||
+		int64(rs.SegmentSize) != en.Size || rs.SegmentSize < 4*rs.Capacity || len(rs.UsedLanes) != 3 {
+		t.Fatalf("mpsc ring: %+v", en)
+	}
+	var payload int
+	var frames uint64
+	for i := range 300 {
+		payload += len(fmt.Sprintf("c %d", i))
+		frames += uint64(codec.FrameSize(len(fmt.Sprintf("c %d", i)), 0))
+	}
+	for i, want := range []struct {
+		state string
+		pid   int
+	}{{"alive", alive.cmd.Process.Pid}, {"dead", 0}, {"closed", closed.cmd.Process.Pid}} {
+		l := rs.UsedLanes[i]
+		if l.Lane != i || l.State != want.state || want.pid != 0 && l.PID != uint32(want.pid) {
+			t.Errorf("lane %d: %+v, want %s (pid %d)", i, l, want.state, want.pid)
+		}
+		// A producer that closed published everything; the others lag by
+		// less than 256 messages.
+		if l.Sent > 300 || l.Sent < 300-256 || l.State == "closed" && (l.Sent != 300 || l.SentBytes != uint64(payload) || l.BytesInFlight != frames) {
+			t.Errorf("lane %d: %+v; want 300 messages, published exactly once closed (%d bytes in flight)", i, l, frames)
+		}
+	}
+	r := rc(t, dir, "", "ls")
+	if f := row(t, r.stdout, "m"); strings.Join(f[1:4], " ") != "mpsc 1/4 64KiB" {
+		t.Errorf("ls row %q: want mpsc, 1/4 lanes attached, 64KiB each", f)
+	}
+	r = rc(t, dir, "", "stat", "m")
+	r.want(t, 0, "mode         mpsc: 4 lanes", "4 × 64KiB = 256KiB", "producers    1 alive, 1 closed, 1 dead of 4 lanes",
+		"lane 0 producer alive", "note: lane 1's producer", "free for the next producer", "other lanes are unaffected")
+	for i, st := range []string{"alive", "dead", "closed"} {
+		if f := row(t, r.stdout, strconv.Itoa(i)); f[1] != st {
+			t.Errorf("stat: lane row %q, want %s", f, st)
+		}
+	}
+	for _, line := range strings.Split(r.stdout, "\n") {
+		if f := strings.Fields(line); len(f) > 0 && f[0] == "3" {
+			t.Errorf("stat lists lane 3, which no producer took: %q", line)
+		}
+	}
+
+	// The next producer takes the dead producer's lane, the first free one,
+	// and continues after its last committed record.
+	rc(t, dir, "after\n", "send", "m").want(t, 0)
+	l1 := lsJSON(t, dir)["m"].Ring.UsedLanes[1]
+	wantFlight := frames + uint64(codec.FrameSize(len("after"), 0)) // lane 1's "b 0".."b 299" are as long as "c 0".."c 299"
+	if l1.State != "closed" || l1.BytesInFlight != wantFlight {
+		t.Errorf("lane 1 after a new producer took it over: %+v, want closed with %d bytes in flight", l1, wantFlight)
+	}
+
+	// The consumer gets all 901 messages, each lane's in order.
+	r = rc(t, dir, "", "recv", "-n", "901", "-timeout", "10s", "m")
+	r.want(t, 0)
+	next := map[string]int{}
+	for _, line := range strings.Split(strings.TrimSuffix(r.stdout, "\n"), "\n") {
+		if line == "after" {
+			if next["b"] != 300 {
+				t.Fatalf("\"after\" came after %d of lane 1's 300 earlier messages", next["b"])
+			}
+			next["after"]++
+			continue
+		}
+		tag, num, _ := strings.Cut(line, " ")
+		if n, err := strconv.Atoi(num); err != nil || n != next[tag] {
+			t.Fatalf("got %q, want %s %d", line, tag, next[tag])
+		}
+		next[tag]++
+	}
+	if next["a"] != 300 || next["b"] != 300 || next["c"] != 300 || next["after"] != 1 {
+		t.Errorf("received %v, want 300 of a, b and c and 1 after", next)
+	}
+	// Lane 0's producer is still attached: nothing more comes, and no end.
+	rc(t, dir, "", "recv", "-timeout", "100ms", "m").want(t, 1, "timed out")
+	rs = lsJSON(t, dir)["m"].Ring
+	if rs.Stats.Received != 901 || rs.Consumer != "closed" {
+		t.Errorf("after the consumers: %+v", rs)
+	}
+	for _, l := range rs.UsedLanes {
+		if l.State != "alive" && l.BytesInFlight != 0 {
+			t.Errorf("lane %d after everything was received: %+v", l.Lane, l)
+		}
+	}
+}
+
+// A `ringctl send` that was SIGKILLed leaves its producer role dead; the
+// consumer gets what it committed, and so does the next producer, which
+// continues after it.
 func TestKilledSend(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	rc(t, dir, "", "create", "r", "-capacity", "4096").want(t, 0, "created ring r")
-	cmd := exec.Command(ringctl, "-dir", dir, "send", "r")
+	for _, name := range []string{"r", "r2"} {
+		rc(t, dir, "", "create", name, "-capacity", "4096").want(t, 0, "created ring "+name)
+		killedSend(t, dir, name, "before the kill")
+		rs := lsJSON(t, dir)[name].Ring
+		if rs.UsedLanes[0].State != "dead" || rs.OwnerAlive || !rs.Dead {
+			t.Errorf("after SIGKILL: %+v", rs)
+		}
+	}
+	// The consumer gets what was committed, then is told the producer died.
+	rc(t, dir, "", "recv", "r").want(t, 1, "before the kill\n", `ring "r"`, "peer died")
+
+	// A new producer takes the dead one's lane, and continues after the
+	// record it committed, although that producer never published its tail.
+	rc(t, dir, "after the restart\n", "send", "r2").want(t, 0)
+	l := lsJSON(t, dir)["r2"].Ring.UsedLanes[0]
+	want := uint64(codec.FrameSize(len("before the kill"), 0) + codec.FrameSize(len("after the restart"), 0))
+	if l.State != "closed" || l.BytesInFlight != want {
+		t.Errorf("lane after the second producer closed: %+v, want %d bytes in flight", l, want)
+	}
+	r := rc(t, dir, "", "recv", "r2")
+	r.want(t, 0)
+	if r.stdout != "before the kill\nafter the restart\n" {
+		t.Errorf("recv after the takeover: %q", r.stdout)
+	}
+}
+
+// killedSend runs `ringctl send name`, gives it line, waits until the
+// record is committed, and SIGKILLs it.
+func killedSend(t *testing.T, dir, name, line string) {
+	t.Helper()
+	cmd := exec.Command(ringctl, "-dir", dir, "send", name)
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -377,40 +560,52 @@ func TestKilledSend(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer stdin.Close()
-	fmt.Fprintln(stdin, "before the kill")
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		// Alive, and the line is in the ring (Send publishes the tail).
-		if rs := lsJSON(t, dir)["r"].Ring; len(rs.Producers) == 1 && rs.Producers[0].State == "alive" && rs.BytesInFlight > 0 {
+	fmt.Fprintln(stdin, line)
+	// The producer publishes its tail only every 256 messages, or when it
+	// waits or closes, so the tail does not show a single record: its
+	// length word, the commit flag, does.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if rs := lsJSON(t, dir)[name].Ring; rs.UsedLanes[0].State == "alive" && firstRecordCommitted(t, filepath.Join(dir, name)) {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatal("send never showed as an alive producer with a message in flight")
+			t.Fatal("send never showed as an alive producer with a committed record")
 		}
-		time.Sleep(10 * time.Millisecond)
 	}
 	cmd.Process.Signal(syscall.SIGKILL)
 	cmd.Wait()
-	rs := lsJSON(t, dir)["r"].Ring
-	if rs.Producers[0].State != "dead" || rs.OwnerAlive || !rs.Dead {
-		t.Errorf("after SIGKILL: %+v", rs)
+}
+
+// firstRecordCommitted reports whether the first record of an SPSC ring's
+// lane is committed: its length word, the first 4 bytes of the data
+// region, is non-zero. The data region of a one-lane ring starts at 4096
+// (docs/LAYOUT.md: alignUp(1024 + 256, 4096)).
+func firstRecordCommitted(t *testing.T, path string) bool {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
 	}
-	// The consumer gets what was committed, then is told the producer died.
-	rc(t, dir, "", "recv", "r").want(t, 1, "before the kill\n", `ring "r"`, "peer died")
+	defer f.Close()
+	var b [4]byte
+	if _, err := f.ReadAt(b[:], 4096); err != nil {
+		t.Fatal(err)
+	}
+	return binary.LittleEndian.Uint32(b[:]) != 0
 }
 
 func TestStatWatch(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	startChild(t, dir, "w", "create,produce:5")
+	startChild(t, dir, "w", "create,produce:300") // more than 256: the tail is published
 	r := rc(t, dir, "", "stat", "-watch", "-interval", "20ms", "-count", "3", "w")
 	r.want(t, 0, "SENT/s", "RECV/s", "BYTES/s", "FILL")
 	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
 	if len(lines) != 5 { // the title, the header, three rows
 		t.Fatalf("watch printed %d lines, want 5:\n%s", len(lines), r.stdout)
 	}
-	if !strings.Contains(lines[4], "alive") {
-		t.Errorf("watch row lacks the producer's state: %q", lines[4])
+	if !strings.Contains(lines[4], " 1/1 ") || !strings.Contains(lines[4], "alive") {
+		t.Errorf("watch row lacks the lanes attached or the owner's state: %q", lines[4])
 	}
 
 	r = rc(t, dir, "", "stat", "-watch", "-json", "-interval", "20ms", "-count", "2", "w")
@@ -421,7 +616,7 @@ func TestStatWatch(t *testing.T) {
 		if err := dec.Decode(&row); err != nil {
 			t.Fatalf("row %d: %v\n%s", i, err, r.stdout)
 		}
-		if row.InFlight == 0 || row.Producers != "alive" || row.Owner != "alive" {
+		if row.InFlight == 0 || row.FillPercent <= 0 || row.Lanes != "1/1" || row.Owner != "alive" {
 			t.Errorf("row %d: %+v", i, row)
 		}
 	}
@@ -478,7 +673,15 @@ func TestGC(t *testing.T) {
 	deadRing(t, dir, "dead")
 	makeRing(t, dir, "closed")
 	makeRing(t, dir, "newer")
-	setVersion(t, filepath.Join(dir, "newer"), 2)
+	setVersion(t, filepath.Join(dir, "newer"), 3)
+	// MPSC rings whose owner is gone: one with a live producer in lane 0
+	// and nothing else, one whose two producers were killed.
+	makeMPSC(t, dir, "lanes-live", 4)
+	startChild(t, dir, "lanes-live", "produce:1")
+	makeMPSC(t, dir, "lanes-dead", 4)
+	p0, p1 := startChild(t, dir, "lanes-dead", "produce:1"), startChild(t, dir, "lanes-dead", "produce:1")
+	p0.kill(t) // both at once: a dead producer's lane is free for the next one
+	p1.kill(t)
 	write := func(name string, b []byte) {
 		if err := os.WriteFile(filepath.Join(dir, name), b, 0o600); err != nil {
 			t.Fatal(err)
@@ -486,10 +689,10 @@ func TestGC(t *testing.T) {
 	}
 	write("psm_deadbeef", []byte("not a ring at all"))
 	write("psm_zeros", make([]byte, 8192)) // a fresh Python SharedMemory is all zeros
-	all := []string{"live", "opened", "dead", "closed", "newer", "psm_deadbeef", "psm_zeros"}
+	all := []string{"live", "opened", "dead", "closed", "newer", "lanes-live", "lanes-dead", "psm_deadbeef", "psm_zeros"}
 
 	r := rc(t, dir, "", "gc", "-dry-run")
-	r.want(t, 0, "would remove", "gc "+dir+": would remove 2, kept 4, skipped 1 foreign")
+	r.want(t, 0, "would remove", "gc "+dir+": would remove 3, kept 5, skipped 1 foreign")
 	for _, name := range all {
 		if !exists(t, filepath.Join(dir, name)) {
 			t.Fatalf("gc -dry-run removed %s", name)
@@ -498,12 +701,17 @@ func TestGC(t *testing.T) {
 	if f := row(t, r.stdout, "would"); f[2] != "closed" {
 		t.Errorf("dry run: %q", f)
 	}
+	if !strings.Contains(r.stdout, "would remove  lanes-dead") || strings.Contains(r.stdout, "would remove  lanes-live") {
+		t.Errorf("dry run, mpsc rings:\n%s", r.stdout)
+	}
 
 	r = rc(t, dir, "", "gc")
-	r.want(t, 0, "gc "+dir+": removed 2, kept 4, skipped 1 foreign")
+	r.want(t, 0, "gc "+dir+": removed 3, kept 5, skipped 1 foreign")
 	for _, want := range []struct{ name, action, why string }{
 		{"dead", "removed", "owner dead"},
 		{"closed", "removed", "owner dead"},
+		{"lanes-dead", "removed", "consumer none, producers 2 dead of 4 lanes, nobody attached"},
+		{"lanes-live", "kept", "in use: lane 0 producer alive (pid"},
 		{"live", "kept", "in use: owner alive"},
 		{"opened", "kept", "in use: a live process has it open"},
 		{"newer", "kept", "cannot prove it dead: layout version mismatch"},
@@ -528,7 +736,7 @@ func TestGC(t *testing.T) {
 		t.Errorf("gc does not say why dead was removed:\n%s", r.stdout)
 	}
 	live.kill(t)
-	rc(t, dir, "", "gc").want(t, 0, "removed  live", "removed 1, kept 3")
+	rc(t, dir, "", "gc").want(t, 0, "removed  live", "removed 1, kept 4")
 }
 
 // setVersion writes a layout version word into a ring's header (byte 8,
@@ -564,6 +772,14 @@ func TestRm(t *testing.T) {
 	startChild(t, dir, "held", "open")
 	rc(t, dir, "", "rm", "held").want(t, 1, "in use: a live process has it open")
 
+	// One live producer in one lane of many keeps an MPSC ring in use; once
+	// it is killed, the ring is dead.
+	makeMPSC(t, dir, "lanes", 8)
+	prod := startChild(t, dir, "lanes", "produce:1")
+	rc(t, dir, "", "rm", "lanes").want(t, 1, `ring "lanes"`, "in use: lane 0 producer alive (pid")
+	prod.kill(t)
+	rc(t, dir, "", "rm", "lanes").want(t, 0, "removed lanes (owner dead", "producers 1 dead of 8 lanes")
+
 	deadRing(t, dir, "dead")
 	makeRing(t, dir, "idle")
 	rc(t, dir, "", "rm", "dead", "idle").want(t, 0, "removed dead (owner dead", "removed idle (owner dead")
@@ -582,12 +798,12 @@ func TestRm(t *testing.T) {
 		t.Fatal("rm removed a foreign segment")
 	}
 
-	makeRing(t, dir, "v2")
-	setVersion(t, filepath.Join(dir, "v2"), 2)
-	rc(t, dir, "", "rm", "v2").want(t, 1, `ring "v2"`, "layout version mismatch", "-force removes it anyway")
-	rc(t, dir, "", "rm", "-force", "v2").want(t, 0, "removed v2 (forced; state unreadable: layout version mismatch")
-	if exists(t, filepath.Join(dir, "v2")) {
-		t.Fatal("rm -force left v2")
+	makeRing(t, dir, "v3")
+	setVersion(t, filepath.Join(dir, "v3"), 3)
+	rc(t, dir, "", "rm", "v3").want(t, 1, `ring "v3"`, "layout version mismatch", "-force removes it anyway")
+	rc(t, dir, "", "rm", "-force", "v3").want(t, 0, "removed v3 (forced; state unreadable: layout version mismatch")
+	if exists(t, filepath.Join(dir, "v3")) {
+		t.Fatal("rm -force left v3")
 	}
 }
 
@@ -614,7 +830,7 @@ func TestSendRecvLines(t *testing.T) {
 		t.Fatalf("recv printed %d bytes, want %d; first difference at %d", len(r.stdout), len(want), firstDiff(r.stdout, want))
 	}
 	st := lsJSON(t, dir)["pipe"].Ring
-	if st.Stats.Sent != 5002 || st.Stats.Received != 5002 || st.BytesInFlight != 0 || st.Consumer != "closed" || st.Producers[0].State != "closed" {
+	if st.Stats.Sent != 5002 || st.Stats.Received != 5002 || st.BytesInFlight != 0 || st.Consumer != "closed" || st.UsedLanes[0].State != "closed" {
 		t.Errorf("after the pipeline: %+v", st)
 	}
 
@@ -713,19 +929,25 @@ func TestCreate(t *testing.T) {
 		t.Error("a failed create left a segment")
 	}
 
-	// MPSC: created if this build has it, else ring.Create's ErrBadOptions,
-	// passed through.
-	r := rc(t, dir, "", "create", "m", "-mode", "mpsc", "-slots", "4")
-	switch r.code {
-	case 0:
-		if en := lsJSON(t, dir)["m"]; en.Ring == nil || en.Ring.Mode != "mpsc" {
-			t.Errorf("mpsc ring: %+v", en)
+	// MPSC: -lanes, or its alias -slots; memory is lanes × capacity.
+	rc(t, dir, "", "create", "m", "-mode", "mpsc", "-lanes", "4", "-capacity", "64KiB").want(t, 0,
+		"mpsc, 4 lanes, capacity 64KiB per lane", "memory: 4 lanes × 64KiB = 256KiB")
+	rc(t, dir, "", "create", "s", "-mode", "mpsc", "-slots", "3", "-capacity", "4096").want(t, 0, "mpsc, 3 lanes")
+	rc(t, dir, "", "create", "d", "-mode", "mpsc").want(t, 0, "16 lanes", "memory: 16 lanes × 1MiB = 16MiB")
+	m := lsJSON(t, dir)
+	for _, want := range []struct {
+		name            string
+		lanes, capacity int
+	}{{"m", 4, 64 << 10}, {"s", 3, 4096}, {"d", ring.DefaultLanes, ring.DefaultCapacity}} {
+		en := m[want.name]
+		rs := en.Ring
+		if rs == nil || rs.Mode != "mpsc" || rs.Lanes != want.lanes || rs.Capacity != want.capacity || rs.LanesAttached != 0 ||
+			len(rs.UsedLanes) != 0 || int64(rs.SegmentSize) != en.Size || rs.SegmentSize < want.lanes*want.capacity ||
+			rs.SegmentSize > want.lanes*want.capacity+64<<10 {
+			t.Errorf("mpsc ring %s: %+v %+v; want %d lanes of %d bytes", want.name, en, rs, want.lanes, want.capacity)
 		}
-	case 1:
-		r.want(t, 1, `ring "m"`, "bad options", "MPSC")
-	default:
-		r.want(t, 0)
 	}
+	rc(t, dir, "", "create", "big", "-mode", "mpsc", "-lanes", "1025").want(t, 1, `ring "big"`, "bad options", "1025 lanes")
 }
 
 func TestErrors(t *testing.T) {
@@ -777,6 +999,8 @@ func TestErrors(t *testing.T) {
 		{"create", "x", "-mode", "fifo"},
 		{"create", "x", "-capacity", "lots"},
 		{"create", "x", "-perm", "0999"},
+		{"create", "x", "-lanes", "4"},
+		{"create", "x", "-mode", "mpsc", "-lanes", "-1"},
 		{"rm"},
 		{"send"},
 		{"recv", "-n", "-1", "x"},
@@ -852,10 +1076,7 @@ func TestInterrupt(t *testing.T) {
 	}{
 		{"recv", func(rs *RingState) string { return rs.Consumer }},
 		{"send", func(rs *RingState) string {
-			if len(rs.Producers) == 0 {
-				return "none"
-			}
-			return rs.Producers[0].State
+			return rs.UsedLanes[0].State
 		}},
 	} {
 		cmd := exec.Command(ringctl, "-dir", dir, c.cmd, "i")
