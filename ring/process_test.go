@@ -65,6 +65,10 @@ func stamp(buf []byte, i int) {
 	}
 }
 
+// childRoles are child roles defined by other test files, which add to
+// it from init functions.
+var childRoles = map[string]func(o ring.AttachOptions, name string, n int) error{}
+
 func child(role string) error {
 	wm, err := ring.ParseWaitMode(os.Getenv(envWait))
 	if err != nil {
@@ -73,8 +77,8 @@ func child(role string) error {
 	o := ring.AttachOptions{Dir: os.Getenv(envDir), Wait: ring.Wait{Mode: wm, PeerCheck: 20 * time.Millisecond}}
 	name := os.Getenv(envName)
 	n, _ := strconv.Atoi(os.Getenv(envCount))
-	if ok, err := mpscChild(role, o, name, n); ok {
-		return err
+	if fn, ok := childRoles[role]; ok {
+		return fn(o, name, n)
 	}
 	switch role {
 	case "produce": // n messages of random sizes, through Reserve/Commit
