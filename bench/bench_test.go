@@ -87,14 +87,21 @@ func TestReportJSON(t *testing.T) {
 		h.Record(v)
 	}
 	rep := &Report{Schema: Schema, Date: time.Date(2026, 11, 24, 0, 0, 0, 0, time.UTC), Host: ThisHost(),
-		Config: Config{Mode: PingPong, Transports: []string{"ring"}, Sizes: []int{64}, N: 100},
-		Results: []Result{{Transport: "ring", Mode: PingPong, Size: 64, Count: 100, ElapsedNS: 15000,
-			MsgsPerSec: 1e6, BytesPerSec: 64e6, Latency: h.Latency("rtt"), Ratios: map[string]float64{"p50/floor": 1.5}}}}
+		Config: Config{Mode: PingPong, Transports: []string{"ring", "floor"}, Sizes: []int{64}, N: 100, Rounds: 2, RoundNS: 50e6},
+		Results: []Result{
+			{Transport: "ring", Mode: PingPong, Size: 64, Count: 100, ElapsedNS: 15000,
+				MsgsPerSec: 1e6, BytesPerSec: 64e6, Latency: h.Latency("rtt"),
+				Rounds: []Round{{Count: 50, ElapsedNS: 7000, MsgsPerSec: 7.1e6, P50NS: 140, P99NS: 190}, {Count: 50, ElapsedNS: 8000, MsgsPerSec: 6.2e6, P50NS: 160, P99NS: 199}}},
+			{Transport: "floor", Mode: PingPong, Size: 64, Count: 100, ElapsedNS: 10000, Latency: h.Latency("rtt"),
+				Rounds: []Round{{Count: 50, P50NS: 100, P99NS: 150}, {Count: 50, P50NS: 100, P99NS: 150}}},
+		}}
+	ComputeRatios(rep.Results)
 	var buf bytes.Buffer
 	if err := rep.WriteJSON(&buf); err != nil {
 		t.Fatal(err)
 	}
-	for _, key := range []string{`"schema": "ringwire.bench/v1"`, `"p50_ns"`, `"p999_ns"`, `"msgs_per_sec"`, `"p50/floor"`, `"curve"`} {
+	for _, key := range []string{`"schema": "ringwire.bench/v2"`, `"p50_ns"`, `"p999_ns"`, `"msgs_per_sec"`, `"p50/floor"`, `"curve"`,
+		`"rounds": 2`, `"round_ns": 50000000`, `"rounds": [`, `"spread"`, `"median": 1.5`, `"p25"`, `"p75"`, `"min": 1.4`, `"max": 1.6`} {
 		if !strings.Contains(buf.String(), key) {
 			t.Errorf("JSON lacks %s", key)
 		}
@@ -105,6 +112,9 @@ func TestReportJSON(t *testing.T) {
 	}
 	if got.Results[0].Latency.P50NS != rep.Results[0].Latency.P50NS || !got.Date.Equal(rep.Date) {
 		t.Errorf("round trip changed the report: %+v", got.Results[0])
+	}
+	if g, w := got.Results[0].Spread["p50/floor"], rep.Results[0].Spread["p50/floor"]; g != w || len(got.Results[0].Rounds) != 2 || got.Config.Rounds != 2 {
+		t.Errorf("rounds or spread lost: %+v, want %+v", got.Results[0], w)
 	}
 	if _, err := ReadReport(strings.NewReader(`{"schema":"other/v9"}`)); err == nil {
 		t.Error("ReadReport accepted another schema")
@@ -286,10 +296,10 @@ func BenchmarkStream(b *testing.B) {
 	}
 }
 
-// TestRoundTripAllocatesNothing: a round trip through the ring and the floor,
-// both ends in this process, allocates nothing.
+// TestRoundTripAllocatesNothing: a round trip through the ring, the floor
+// and the line, both ends in this process, allocates nothing.
 func TestRoundTripAllocatesNothing(t *testing.T) {
-	for _, tr := range []Transport{RingTransport{}, FloorTransport{}} {
+	for _, tr := range []Transport{RingTransport{}, FloorTransport{}, LineTransport{}} {
 		env := Env{Dir: t.TempDir(), Mode: PingPong, Size: 64, Capacity: 1 << 16, ZeroCopy: true}
 		s, err := tr.Setup(env)
 		if err != nil {

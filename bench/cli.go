@@ -30,9 +30,10 @@ type Program struct {
 
 // Defaults of the command line.
 const (
-	DefaultSizes    = "8,64,1KiB,64KiB"
-	DefaultDuration = time.Second
-	DefaultWarmup   = 200 * time.Millisecond
+	DefaultSizes  = "8,64,1KiB,64KiB"
+	DefaultRounds = 20
+	DefaultRound  = 50 * time.Millisecond
+	DefaultWarmup = 100 * time.Millisecond
 )
 
 // DefaultTransports are the transports run when -transport is not given.
@@ -40,7 +41,7 @@ func DefaultTransports(m Mode) []string {
 	if m == Stream {
 		return []string{"ring", "memcpy", "uds"}
 	}
-	return []string{"ring", "floor", "uds"}
+	return []string{"ring", "floor", "line", "uds"}
 }
 
 // options are the parsed command line.
@@ -66,11 +67,13 @@ func (p *Program) flags(stderr io.Writer) (*flag.FlagSet, func() (*options, erro
 	}
 	mode := fs.String("mode", string(PingPong), "pingpong (round-trip latency) or stream (one-way throughput and latency)")
 	transports := fs.String("transport", "", "comma-separated transports: "+strings.Join(names, ", ")+
-		"\n(default ring,floor,uds in pingpong; ring,memcpy,uds in stream)")
+		"\n(default ring,floor,line,uds in pingpong; ring,memcpy,uds in stream)")
 	sizes := fs.String("size", DefaultSizes, "comma-separated message sizes (8, 64, 1KiB, 64KiB, 1MiB)")
-	n := fs.Int64("n", 0, "measured messages per case (round trips in pingpong); overrides the default -duration")
-	duration := fs.Duration("duration", DefaultDuration, "measured time per case (0: none; then -n must be set)")
-	warmup := fs.Duration("warmup", DefaultWarmup, "unrecorded time per case before measuring")
+	rounds := fs.Int("rounds", DefaultRounds, "interleaved rounds per size: in each, every transport runs once; ratios are medians over rounds")
+	round := fs.Duration("round", DefaultRound, "measured time of one transport in one round")
+	n := fs.Int64("n", 0, "measured messages per case (round trips in pingpong), spread over the rounds; overrides the default -round")
+	duration := fs.Duration("duration", 0, "measured time per case, spread over the rounds (sets -round to it / -rounds)")
+	warmup := fs.Duration("warmup", DefaultWarmup, "unrecorded time per case before its first round")
 	wait := fs.String("wait", "adaptive", "the ring's wait strategy: spin, yield, block or adaptive")
 	gap := fs.Duration("gap", 0, "idle time before each ping, so a waiting peer parks (pingpong)")
 	pin := fs.Bool("pin", false, "pin the measuring thread to cpu0 and the peer's to cpu1 (sched_setaffinity)")
@@ -109,15 +112,24 @@ func (p *Program) flags(stderr io.Writer) (*flag.FlagSet, func() (*options, erro
 		if *n < 0 {
 			return nil, errors.New("-n must not be negative")
 		}
-		if *duration < 0 || *warmup < 0 || *gap < 0 {
-			return nil, errors.New("-duration, -warmup and -gap must not be negative")
+		if *duration < 0 || *round < 0 || *warmup < 0 || *gap < 0 {
+			return nil, errors.New("-duration, -round, -warmup and -gap must not be negative")
 		}
-		d := *duration
-		if set["n"] && !set["duration"] {
+		if *rounds < 1 {
+			return nil, errors.New("-rounds must be at least 1")
+		}
+		if set["duration"] && set["round"] {
+			return nil, errors.New("give -round or -duration, not both")
+		}
+		d := *round
+		if set["duration"] {
+			d = *duration / time.Duration(*rounds)
+		}
+		if set["n"] && !set["duration"] && !set["round"] {
 			d = 0
 		}
 		if *n == 0 && d == 0 {
-			return nil, errors.New("give -n or a -duration above 0")
+			return nil, errors.New("give -n, or a -round or -duration above 0")
 		}
 		if _, err := ParseWait(*wait); err != nil {
 			return nil, err
@@ -156,7 +168,7 @@ func (p *Program) flags(stderr io.Writer) (*flag.FlagSet, func() (*options, erro
 			return nil, fmt.Errorf("-plot %s: want a .svg or .png file", *plot)
 		}
 		o.c = Case{Mode: m, N: *n, Duration: d, Warmup: *warmup, Wait: *wait, Gap: *gap, Pin: *pin,
-			Capacity: capBytes, Dir: *dir, ZeroCopy: *zeroCopy}
+			Rounds: *rounds, Capacity: capBytes, Dir: *dir, ZeroCopy: *zeroCopy}
 		return o, nil
 	}
 }
@@ -241,29 +253,33 @@ func (p *Program) Main(args []string, stdout, stderr io.Writer) int {
 	}()
 
 	rep := &Report{Schema: Schema, Date: time.Now().UTC().Truncate(time.Second), Host: ThisHost(), Config: Config{
-		Mode: o.c.Mode, Transports: o.transports, Sizes: o.sizes, N: o.c.N, DurationNS: int64(o.c.Duration),
+		Mode: o.c.Mode, Transports: o.transports, Sizes: o.sizes, N: o.c.N,
+		DurationNS: int64(o.c.Duration) * int64(o.c.Rounds), Rounds: o.c.Rounds, RoundNS: int64(o.c.Duration),
 		WarmupNS: int64(o.c.Warmup), Wait: o.c.Wait, GapNS: int64(o.c.Gap), Pin: o.c.Pin,
 		Capacity: o.c.Capacity, ZeroCopy: o.c.ZeroCopy,
 	}}
 	status := 0
-	total := len(o.sizes) * len(o.transports)
-	prog := newProgressLine(stderr, !o.quiet && isTerminal(stderr))
+	var ts []Transport
+	for _, name := range o.transports {
+		t, _ := Lookup(p.Transports, name)
+		ts = append(ts, t)
+	}
+	prog := startProgress(stderr, !o.quiet && isTerminal(stderr))
 	for _, size := range o.sizes {
-		for _, name := range o.transports {
-			t, _ := Lookup(p.Transports, name)
-			c := o.c
-			c.Transport, c.Size = name, size
-			pr := prog.start(len(rep.Results)+1, total, name, size, c)
-			r, err := RunCase(t, c, pr)
-			prog.stop()
+		c := o.c
+		c.Size = size
+		rs, errs := runSize(ts, c, func(round int, name string) (*Progress, func()) {
+			return prog.show(fmt.Sprintf("%s %s round %d/%d %s", c.Mode, FormatSize(size), round+1, c.Rounds, name)), func() {}
+		})
+		for i, err := range errs {
 			if err != nil {
-				r.Error = err.Error()
 				fmt.Fprintf(stderr, "%s: %v\n", p.Name, err)
 				status = 1
 			}
-			rep.Results = append(rep.Results, r)
+			rep.Results = append(rep.Results, rs[i])
 		}
 	}
+	prog.stop()
 	ComputeRatios(rep.Results)
 	if o.json {
 		if err := rep.WriteJSON(stdout); err != nil {
@@ -289,48 +305,4 @@ func isTerminal(w io.Writer) bool {
 	}
 	st, err := f.Stat()
 	return err == nil && st.Mode()&os.ModeCharDevice != 0
-}
-
-// progressLine redraws one line on a terminal while a case runs.
-type progressLine struct {
-	w    io.Writer
-	on   bool
-	done chan struct{}
-	fin  chan struct{}
-}
-
-func newProgressLine(w io.Writer, on bool) *progressLine {
-	return &progressLine{w: w, on: on}
-}
-
-func (pl *progressLine) start(i, total int, name string, size int, c Case) *Progress {
-	pr := &Progress{}
-	if !pl.on {
-		return pr
-	}
-	pl.done, pl.fin = make(chan struct{}), make(chan struct{})
-	begin := time.Now()
-	go func() {
-		defer close(pl.fin)
-		tick := time.NewTicker(250 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			select {
-			case <-pl.done:
-				fmt.Fprint(pl.w, "\r\033[K")
-				return
-			case <-tick.C:
-				fmt.Fprintf(pl.w, "\r\033[K[%d/%d] %s %s %s: %s, %s msgs",
-					i, total, c.Mode, name, FormatSize(size), time.Since(begin).Round(100*time.Millisecond), FormatRate(float64(pr.Count())))
-			}
-		}
-	}()
-	return pr
-}
-
-func (pl *progressLine) stop() {
-	if pl.on {
-		close(pl.done)
-		<-pl.fin
-	}
 }

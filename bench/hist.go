@@ -103,3 +103,15 @@ func (h *Histogram) Latency(kind string) *Latency {
 	}
 	return l
 }
+
+// Merge adds o's values to h.
+func (h *Histogram) Merge(o *Histogram) {
+	if o.n == 0 {
+		return
+	}
+	h.h.Merge(o.h) // o's values are in h's range: both are NewHistogram's
+	h.n += o.n
+	h.sum += o.sum
+	h.min = min(h.min, o.min)
+	h.max = max(h.max, o.max)
+}

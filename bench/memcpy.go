@@ -7,10 +7,10 @@ import (
 )
 
 // MemcpyReference is the bandwidth reference of stream mode: in this one
-// process, copy size-byte messages one after another into a region as large
-// as the ring's data region, wrapping around, as the ring's producer does.
-// It is what BenchmarkMemcpy in ring/ measures, taken in the same run as
-// the transports. It has no latency.
+// process, stamp size-byte messages, copy them one after another into a
+// region as large as the ring's data region, wrapping around, as the
+// ring's producer does, and read every copied byte back and check it, as
+// every stream receiver does. It has no latency.
 type MemcpyReference struct{}
 
 // Name implements Transport.
@@ -30,14 +30,24 @@ func (MemcpyReference) Attach(Env, string, []*os.File) (Conn, error) { return ni
 // Measure implements SelfTimed.
 func (MemcpyReference) Measure(c Case, progress *Progress) (Result, error) {
 	region := max(c.Capacity, c.Size)
+	pat := newPattern(c.Size)
 	src := make([]byte, c.Size)
+	pat.fill(src)
 	dst := make([]byte, region)
 	for i := range dst {
 		dst[i] = 1 // fault the pages in
 	}
 	off := 0
+	var key uint64
+	var bad error
 	step := func() {
-		copy(dst[off:off+c.Size], src)
+		pat.stamp(src, wordMeasured, key)
+		m := dst[off : off+c.Size]
+		copy(m, src)
+		if _, err := pat.check(m, key); err != nil && bad == nil {
+			bad = err
+		}
+		key++
 		off += c.Size
 		if off+c.Size > len(dst) {
 			off = 0
@@ -72,6 +82,9 @@ func (MemcpyReference) Measure(c Case, progress *Progress) (Result, error) {
 		}
 	}
 	elapsed := Mono() - start
+	if bad != nil {
+		return Result{}, bad
+	}
 	r := Result{Count: n, ElapsedNS: elapsed}
 	r.setRates(c.Size)
 	return r, nil

@@ -30,8 +30,9 @@ func IsPeer() bool { return os.Getenv(PeerEnv) != "" }
 
 // PeerMain runs this process as a peer and returns its exit status: it
 // attaches to the transport named in PeerEnv, says "ready" on stdout, runs
-// its side of the case and reports a failure on stderr. ts must include the
-// parent's transports.
+// its side of each round the parent asks for on stdin (one line each) until
+// stdin ends, and reports a failure on stderr. ts must include the parent's
+// transports.
 func PeerMain(ts []Transport) int {
 	if err := peerMain(ts); err != nil {
 		fmt.Fprintln(os.Stderr, "peer:", err)
@@ -68,23 +69,96 @@ func peerMain(ts []Transport) error {
 	if _, err := fmt.Fprintln(os.Stdout, "ready"); err != nil {
 		return err
 	}
-	return peerLoop(conn, spec.Case)
+	return peerLoop(conn, spec.Case, stdinRounds(bufio.NewScanner(os.Stdin)))
 }
 
-func peerLoop(conn Conn, c Case) error {
-	if c.Mode == Stream {
-		return streamSend(conn, c)
+// roundSpec is one round as the parent asks its peer for it.
+type roundSpec struct {
+	N        int64         `json:"n"`        // measured messages; 0: for Duration
+	Duration time.Duration `json:"duration"` // measured time; 0: N messages
+	Settle   time.Duration `json:"settle"`   // unrecorded time before measuring
+}
+
+// stdinRounds reads a process peer's rounds: one JSON line each.
+func stdinRounds(sc *bufio.Scanner) func() (roundSpec, bool, error) {
+	return func() (roundSpec, bool, error) {
+		if !sc.Scan() {
+			return roundSpec{}, false, sc.Err()
+		}
+		var r roundSpec
+		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
+			return r, false, fmt.Errorf("bad round %q: %w", sc.Text(), err)
+		}
+		return r, true, nil
 	}
-	return echo(conn, c)
+}
+
+// peerLoop runs the peer's side of each round that next returns, until
+// there are no more.
+func peerLoop(conn Conn, c Case, next func() (roundSpec, bool, error)) error {
+	pat := newPattern(c.Size)
+	msg := make([]byte, c.Size)
+	buf := make([]byte, c.Size)
+	pat.fill(msg)
+	var key uint64 // stream: the number of the next message
+	for {
+		r, ok, err := next()
+		if !ok {
+			return err
+		}
+		if c.Mode == Stream {
+			err = streamSend(conn, &pat, msg, &key, r)
+		} else {
+			err = echo(conn, buf)
+		}
+		if err != nil {
+			return err
+		}
+	}
 }
 
 // peerHandle is a running peer: a process or a goroutine.
 type peerHandle struct {
 	cmd    *exec.Cmd
+	stdin  io.WriteCloser // a process peer's rounds
+	rounds chan roundSpec // a goroutine peer's rounds
 	stderr *limitedBuffer
 	done   chan error // receives the peer's outcome once
 	once   sync.Once
 	err    error
+	ended  bool
+}
+
+// start asks the peer for one round.
+func (p *peerHandle) start(r roundSpec) error {
+	if p.rounds != nil {
+		select {
+		case p.rounds <- r:
+			return nil
+		case err := <-p.done:
+			p.done <- err // for wait
+			return fmt.Errorf("peer ended: %v", err)
+		}
+	}
+	line, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	_, err = p.stdin.Write(append(line, '\n'))
+	return err
+}
+
+// end tells the peer there are no more rounds: it exits.
+func (p *peerHandle) end() {
+	if p.ended {
+		return
+	}
+	p.ended = true
+	if p.rounds != nil {
+		close(p.rounds)
+	} else {
+		p.stdin.Close()
+	}
 }
 
 // wait waits for the peer to end, killing it after timeout.
@@ -124,7 +198,11 @@ func startGoroutinePeer(t Transport, c Case, addr string) (*peerHandle, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &peerHandle{done: make(chan error, 1)}
+	p := &peerHandle{rounds: make(chan roundSpec), done: make(chan error, 1)}
+	next := func() (roundSpec, bool, error) {
+		r, ok := <-p.rounds
+		return r, ok, nil
+	}
 	go func() {
 		err := func() error {
 			defer conn.Close()
@@ -135,7 +213,7 @@ func startGoroutinePeer(t Transport, c Case, addr string) (*peerHandle, error) {
 				}
 				defer unpin()
 			}
-			return peerLoop(conn, c)
+			return peerLoop(conn, c, next)
 		}()
 		p.done <- err
 	}()
@@ -163,7 +241,11 @@ func startProcessPeer(t Transport, c Case, s Setup) (*peerHandle, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &peerHandle{cmd: cmd, stderr: &limitedBuffer{max: 8 << 10}, done: make(chan error, 1)}
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, err
+	}
+	p := &peerHandle{cmd: cmd, stdin: stdin, stderr: &limitedBuffer{max: 8 << 10}, done: make(chan error, 1)}
 	cmd.Stderr = p.stderr
 	peerAttr(cmd)
 	live.Lock()

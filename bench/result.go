@@ -10,7 +10,12 @@ import (
 // Schema identifies the JSON layout of a Report. It changes only when a
 // field is removed or changes meaning; new fields may be added within one
 // version, so readers should ignore fields they do not know.
-const Schema = "ringwire.bench/v1"
+//
+// v2 (from v1): the floor carries the whole message (v1's floor, one cache
+// line carrying 8 bytes, is now "line"); a run is interleaved rounds
+// (Config.Rounds, Config.RoundNS, Result.Rounds); Ratios are medians of
+// per-round ratios, with their spread in Result.Spread.
+const Schema = "ringwire.bench/v2"
 
 // Report is what pingpong -json prints: one run, every case in it.
 // The layout is documented field by field here and in docs/BENCHMARKS.md.
@@ -49,9 +54,16 @@ type Config struct {
 	// N is the number of measured messages per case (round trips in
 	// pingpong); 0 means the case ran for DurationNS instead.
 	N int64 `json:"n"`
-	// DurationNS bounds each case's measured part; 0 means no bound (N).
+	// DurationNS bounds each case's measured part, RoundNS times Rounds;
+	// 0 means no bound (N).
 	DurationNS int64 `json:"duration_ns"`
-	// WarmupNS is how long each case ran, unrecorded, before measuring.
+	// Rounds is how many interleaved rounds each size ran: in each, every
+	// transport of the size ran once, for RoundNS (or its share of N).
+	Rounds int `json:"rounds"`
+	// RoundNS bounds one round of one case; 0 means no bound (N).
+	RoundNS int64 `json:"round_ns"`
+	// WarmupNS is how long each case ran, unrecorded, before its first
+	// round (later rounds start with at most 5 ms unrecorded).
 	WarmupNS int64 `json:"warmup_ns"`
 	// Wait is the ring's wait strategy: spin, yield, block or adaptive.
 	Wait string `json:"wait"`
@@ -72,11 +84,12 @@ type Result struct {
 	Transport string `json:"transport"`
 	Mode      Mode   `json:"mode"`
 	Size      int    `json:"size"` // message size in bytes
-	// Count is the number of measured messages (round trips in pingpong).
+	// Count is the number of measured messages (round trips in pingpong),
+	// every round.
 	Count int64 `json:"count"`
-	// ElapsedNS is the measured time: in pingpong the sum of the round
-	// trips (idle gaps excluded), in stream the time from the first
-	// measured message's arrival to the last's.
+	// ElapsedNS is the measured time, summed over the rounds: in pingpong
+	// the sum of the round trips (idle gaps excluded), in stream the time
+	// from each round's first measured message's arrival to its last's.
 	ElapsedNS int64 `json:"elapsed_ns"`
 	// MsgsPerSec is Count / ElapsedNS: round trips per second in
 	// pingpong, messages per second one way in stream.
@@ -84,18 +97,26 @@ type Result struct {
 	// BytesPerSec is MsgsPerSec * Size (one way).
 	BytesPerSec float64 `json:"bytes_per_sec"`
 	// Latency is the round trip (pingpong) or the one-way latency
-	// (stream); absent for memcpy, which has none.
+	// (stream), over every round; absent for memcpy, which has none.
 	Latency *Latency `json:"latency,omitempty"`
+	// Rounds lists the figures of each round, in the order run.
+	Rounds []Round `json:"rounds,omitempty"`
 	// Ratios compare this result with the references at the same size in
-	// the same run. Keys:
+	// the same run: each is the median over the rounds of the ratio of
+	// this result's round to the reference's round of the same number.
+	// Keys:
 	//   "p50/floor", "p99/floor": latency quantile over the floor's (pingpong)
+	//   "p50/line", "p99/line":   latency quantile over the line's (pingpong)
 	//   "p50/uds", "p99/uds":     latency quantile over the unix socket's (pingpong)
 	//   "msgs/uds":               msgs/s over the unix socket's (stream)
 	//   "bytes/memcpy":           bytes/s over memcpy's (stream)
 	// A key is absent when its reference was not run or failed.
 	Ratios map[string]float64 `json:"ratios,omitempty"`
+	// Spread has, for each key of Ratios, the per-round ratios' median
+	// (the same value), quartiles, minimum, maximum and count.
+	Spread map[string]Spread `json:"spread,omitempty"`
 	// Note says what is special about this transport's measurement, if
-	// anything (the floor carries 8 bytes whatever the size).
+	// anything (the line carries 8 bytes whatever the size).
 	Note string `json:"note,omitempty"`
 	// Error is why the case failed; the other fields are then zero.
 	Error string `json:"error,omitempty"`
@@ -115,6 +136,17 @@ type Latency struct {
 	// Curve is the percentile curve the plots draw: Q is a percentile
 	// (0 to 100), NS the latency at it; see CurveQuantiles.
 	Curve []Point `json:"curve,omitempty"`
+}
+
+// Round is one round of one case.
+type Round struct {
+	Count      int64   `json:"count"`      // measured messages
+	ElapsedNS  int64   `json:"elapsed_ns"` // measured time, as Result's
+	MsgsPerSec float64 `json:"msgs_per_sec"`
+	// P50NS and P99NS are the round's latency quantiles (round trip or
+	// one way); 0 for memcpy.
+	P50NS int64 `json:"p50_ns,omitempty"`
+	P99NS int64 `json:"p99_ns,omitempty"`
 }
 
 // Point is one point of a percentile curve.
@@ -142,8 +174,11 @@ func ReadReport(rd io.Reader) (*Report, error) {
 	return &r, nil
 }
 
-// ComputeRatios fills every result's Ratios from the references (floor,
-// uds, memcpy) at the same size.
+// ComputeRatios fills every result's Ratios and Spread from the references
+// at the same size: floor, line and uds in pingpong, uds and memcpy in
+// stream. A ratio is computed round by round (round i of the result over
+// round i of the reference; a result without Rounds counts as one round of
+// its overall figures), and Ratios holds the median.
 func ComputeRatios(rs []Result) {
 	ref := func(name string, size int) *Result {
 		for i := range rs {
@@ -153,51 +188,62 @@ func ComputeRatios(rs []Result) {
 		}
 		return nil
 	}
-	div := func(a, b float64) (float64, bool) {
-		if b <= 0 || a <= 0 {
-			return 0, false
-		}
-		return a / b, true
+	type metric struct {
+		key string
+		ref string
+		of  func(Round) float64
+	}
+	p50 := func(r Round) float64 { return float64(r.P50NS) }
+	p99 := func(r Round) float64 { return float64(r.P99NS) }
+	rate := func(r Round) float64 { return r.MsgsPerSec }
+	metrics := map[Mode][]metric{
+		PingPong: {
+			{"p50/floor", "floor", p50}, {"p99/floor", "floor", p99},
+			{"p50/line", "line", p50}, {"p99/line", "line", p99},
+			{"p50/uds", "uds", p50}, {"p99/uds", "uds", p99},
+		},
+		// Both ends of a stream ratio have the same size, so bytes/s
+		// compare as msgs/s do.
+		Stream: {{"msgs/uds", "uds", rate}, {"bytes/memcpy", "memcpy", rate}},
 	}
 	for i := range rs {
 		r := &rs[i]
-		r.Ratios = nil
+		r.Ratios, r.Spread = nil, nil
 		if r.Error != "" {
 			continue
 		}
-		set := func(k string, v float64, ok bool) {
-			if !ok {
-				return
-			}
-			if r.Ratios == nil {
-				r.Ratios = map[string]float64{}
-			}
-			r.Ratios[k] = v
-		}
-		switch r.Mode {
-		case PingPong:
-			if r.Latency == nil {
+		for _, m := range metrics[r.Mode] {
+			f := ref(m.ref, r.Size)
+			if f == nil {
 				continue
 			}
-			for _, name := range []string{"floor", "uds"} {
-				f := ref(name, r.Size)
-				if f == nil || f.Latency == nil {
-					continue
+			a, b := roundsOf(r), roundsOf(f)
+			var vs []float64
+			for j := range min(len(a), len(b)) {
+				if x, y := m.of(a[j]), m.of(b[j]); x > 0 && y > 0 {
+					vs = append(vs, x/y)
 				}
-				v, ok := div(float64(r.Latency.P50NS), float64(f.Latency.P50NS))
-				set("p50/"+name, v, ok)
-				v, ok = div(float64(r.Latency.P99NS), float64(f.Latency.P99NS))
-				set("p99/"+name, v, ok)
 			}
-		case Stream:
-			if u := ref("uds", r.Size); u != nil {
-				v, ok := div(r.MsgsPerSec, u.MsgsPerSec)
-				set("msgs/uds", v, ok)
+			sp, ok := SpreadOf(vs)
+			if !ok {
+				continue
 			}
-			if m := ref("memcpy", r.Size); m != nil {
-				v, ok := div(r.BytesPerSec, m.BytesPerSec)
-				set("bytes/memcpy", v, ok)
+			if r.Ratios == nil {
+				r.Ratios, r.Spread = map[string]float64{}, map[string]Spread{}
 			}
+			r.Ratios[m.key], r.Spread[m.key] = sp.Median, sp
 		}
 	}
+}
+
+// roundsOf returns a result's rounds, or its overall figures as one round.
+func roundsOf(r *Result) []Round {
+	if len(r.Rounds) > 0 {
+		return r.Rounds
+	}
+	one := Round{Count: r.Count, ElapsedNS: r.ElapsedNS, MsgsPerSec: r.MsgsPerSec}
+	if r.Latency != nil {
+		one.P50NS, one.P99NS = r.Latency.P50NS, r.Latency.P99NS
+	}
+	return []Round{one}
 }

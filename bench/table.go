@@ -15,11 +15,11 @@ func WriteTable(w io.Writer, rep *Report) {
 	if c.Pin {
 		pin = "pinned cpu0/cpu1"
 	}
-	run := fmt.Sprintf("%v per case", time.Duration(c.DurationNS))
-	if c.N > 0 && c.DurationNS > 0 {
-		run = fmt.Sprintf("%d messages or %v per case", c.N, time.Duration(c.DurationNS))
+	run := fmt.Sprintf("%d interleaved rounds of %v per case", c.Rounds, time.Duration(c.RoundNS))
+	if c.N > 0 && c.RoundNS > 0 {
+		run = fmt.Sprintf("%d interleaved rounds, %d messages or %v each per case", c.Rounds, c.N, time.Duration(c.RoundNS))
 	} else if c.N > 0 {
-		run = fmt.Sprintf("%d messages per case", c.N)
+		run = fmt.Sprintf("%d messages per case in %d interleaved rounds", c.N, c.Rounds)
 	}
 	h := rep.Host
 	fmt.Fprintf(w, "%s, %d CPUs, %s %s, %s, timer %s\n", h.CPU, h.CPUs, h.OS, h.Kernel, h.Go, h.Timer)
@@ -35,16 +35,11 @@ func WriteTable(w io.Writer, rep *Report) {
 	}
 	fmt.Fprintln(w)
 	tw := &grid{}
-	ratio := func(r Result, k string) string {
-		if v, ok := r.Ratios[k]; ok {
-			return FormatRatio(v)
-		}
-		return "-"
-	}
+	ratio := func(r Result, k string) string { return FormatSpread(r.Spread[k]) }
 	if c.Mode == Stream {
 		fmt.Fprintln(tw, "transport\tsize\tmsgs/s\tbytes/s\tlat p50\tp90\tp99\tp99.9\tmax\tmsgs/uds\tbytes/memcpy\t")
 	} else {
-		fmt.Fprintln(tw, "transport\tsize\tp50\tp90\tp99\tp99.9\tmax\tmsgs/s\tp50/floor\tp50/uds\t")
+		fmt.Fprintln(tw, "transport\tsize\tp50\tp90\tp99\tp99.9\tmax\tmsgs/s\tp50/floor\tp50/line\tp50/uds\t")
 	}
 	prev := -1
 	var errs []string
@@ -71,22 +66,38 @@ func WriteTable(w io.Writer, rep *Report) {
 				FormatRate(r.MsgsPerSec), FormatBytesRate(r.BytesPerSec), lat[0], lat[1], lat[2], lat[3], lat[4],
 				ratio(r, "msgs/uds"), ratio(r, "bytes/memcpy"))
 		} else {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", r.Transport, FormatSize(r.Size),
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", r.Transport, FormatSize(r.Size),
 				lat[0], lat[1], lat[2], lat[3], lat[4], FormatRate(r.MsgsPerSec),
-				ratio(r, "p50/floor"), ratio(r, "p50/uds"))
+				ratio(r, "p50/floor"), ratio(r, "p50/line"), ratio(r, "p50/uds"))
 		}
 	}
 	tw.flush(w)
 	for _, e := range errs {
 		fmt.Fprintf(w, "error: %s\n", e)
 	}
+	fmt.Fprintln(w)
 	if c.Mode == Stream {
-		fmt.Fprintln(w, "\nlat: one-way latency from CLOCK_MONOTONIC timestamps (1 message in 32), queueing included;")
-		fmt.Fprintln(w, "msgs/uds, bytes/memcpy: this row over the unix socket's msgs/s and memcpy's bytes/s at the same size")
+		fmt.Fprintln(w, "lat: one-way latency from CLOCK_MONOTONIC timestamps (1 message in 32), queueing included;")
+		fmt.Fprintln(w, "msgs/uds, bytes/memcpy: this row's msgs/s and bytes/s over the unix socket's and memcpy's (which copies")
+		fmt.Fprintln(w, "and reads back) at the same size;")
 	} else {
-		fmt.Fprintln(w, "\nmsgs/s: round trips per second (1 / mean round trip);")
-		fmt.Fprintln(w, "p50/floor, p50/uds: this row's median round trip over the floor's and the unix socket's at the same size")
+		fmt.Fprintln(w, "msgs/s: round trips per second (1 / mean round trip); percentiles over every round;")
+		fmt.Fprintln(w, "p50/floor, p50/line, p50/uds: this row's median round trip over the floor's (which copies the message in")
+		fmt.Fprintln(w, "and reads it), the line's (one cache line, 8 bytes) and the unix socket's at the same size;")
 	}
+	fmt.Fprintln(w, "ratios are computed round by round: the median over the rounds, [first-third quartile] after it")
+}
+
+// FormatSpread prints a ratio's median and quartiles over the rounds:
+// "1.52x [1.48-1.60]", or "1.52x" for one round, or "-" for none.
+func FormatSpread(s Spread) string {
+	switch {
+	case s.Rounds == 0:
+		return "-"
+	case s.Rounds == 1:
+		return FormatRatio(s.Median)
+	}
+	return fmt.Sprintf("%s [%s-%s]", FormatRatio(s.Median), strings.TrimSuffix(FormatRatio(s.P25), "x"), FormatRatio(s.P75))
 }
 
 // grid lays out rows of tab-separated cells: the first column left-aligned,

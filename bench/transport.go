@@ -10,8 +10,8 @@ import (
 // Errors returned by the harness. They are wrapped with context, so test for
 // them with errors.Is.
 var (
-	// ErrUnsupported: the transport cannot run in this mode (the floor is a
-	// round-trip reference, memcpy a bandwidth one).
+	// ErrUnsupported: the transport cannot run in this mode (the floor and
+	// the line are round-trip references, memcpy a bandwidth one).
 	ErrUnsupported = errors.New("bench: transport does not support this mode")
 	// ErrUnknownTransport: no transport of that name is registered.
 	ErrUnknownTransport = errors.New("bench: unknown transport")
@@ -19,8 +19,8 @@ var (
 	ErrTooLarge = errors.New("bench: message too large for the transport")
 	// ErrBadMessage: a message came back with the wrong length or content.
 	ErrBadMessage = errors.New("bench: bad message")
-	// ErrPeerSilent: the peer stopped answering (the floor has no other way
-	// to notice a dead peer).
+	// ErrPeerSilent: the peer stopped answering (the floor and the line
+	// have no other way to notice a dead peer).
 	ErrPeerSilent = errors.New("bench: peer silent")
 )
 
@@ -99,8 +99,15 @@ type Conn interface {
 	Close() error
 }
 
+// WordOnly is implemented by references that carry only a message's first
+// 8 bytes (the line): the harness then checks that word and not the rest.
+type WordOnly interface {
+	WordOnly() bool
+}
+
 // SelfTimed is implemented by references that are not transports between
-// two ends but measure themselves in-process (memcpy).
+// two ends but measure themselves in-process (memcpy). Measure runs one
+// round: c.N messages or c.Duration after c.Warmup.
 type SelfTimed interface {
 	Measure(c Case, progress *Progress) (Result, error)
 }
@@ -134,12 +141,13 @@ func ParseMode(s string) (Mode, error) {
 	return "", fmt.Errorf("unknown mode %q (want pingpong or stream)", s)
 }
 
-// Builtin returns the transports of this module: ring, floor, uds, pipe,
-// tcp, chan and memcpy. shmipc lives in the nested module peers/.
+// Builtin returns the transports of this module: ring, floor, line, uds,
+// pipe, tcp, chan and memcpy. shmipc lives in the nested module peers/.
 func Builtin() []Transport {
 	return []Transport{
 		RingTransport{},
 		FloorTransport{},
+		LineTransport{},
 		fdTransport{name: "uds"},
 		fdTransport{name: "pipe"},
 		fdTransport{name: "tcp"},

@@ -1,18 +1,22 @@
 // Command pingpong measures ringwire's ring between two processes, side by
-// side with the hardware's floor (one cache line bounced through shared
-// memory) and the usual transports: a unix-domain socket, pipes, loopback
-// TCP, a Go channel, and cloudwego/shmipc-go.
+// side with the physical limit and the usual transports: the floor (the
+// message copied into shared memory, then a sequence word, read in place),
+// the line (one cache line carrying 8 bytes), a unix-domain socket, pipes,
+// loopback TCP, a Go channel, and cloudwego/shmipc-go.
 //
-// With no flags it runs, in under a minute, round trips of 8 B, 64 B, 1 KiB
-// and 64 KiB messages over the ring (default wait strategy), the floor and a
-// unix socket, and prints one table: percentiles of the round trip, round
-// trips per second, and each row's ratio to the floor and to the socket.
+// With no flags it runs, in some 20 seconds, round trips of 8 B, 64 B, 1 KiB
+// and 64 KiB messages over the ring (default wait strategy), the floor, the
+// line and a unix socket, in 20 interleaved rounds of 50 ms per transport,
+// and prints one table: percentiles of the round trip, round trips per
+// second, and each row's ratio to the floor, the line and the socket, as
+// the median over the rounds of the per-round ratio, with its quartiles.
 //
 //	go run ./cmd/pingpong
 //	go run ./cmd/pingpong -pin -wait spin -size 64
 //	go run ./cmd/pingpong -mode stream -pin
 //	go run ./cmd/pingpong -gap 1ms -transport ring,uds -size 64
-//	go run ./cmd/pingpong -transport ring,floor,uds,pipe,tcp,chan,shmipc -plot rtt.svg
+//	go run ./cmd/pingpong -rounds 40 -round 25ms -size 64
+//	go run ./cmd/pingpong -transport ring,floor,line,uds,pipe,tcp,chan,shmipc -plot rtt.svg
 //
 // It starts its peer itself, by re-executing its own binary. Its rings are
 // created under unique names, and removed at the end and on SIGINT or

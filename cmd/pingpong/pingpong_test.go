@@ -20,7 +20,7 @@ func TestMain(m *testing.M) {
 }
 
 // localTransports are those that need no module download.
-var localTransports = []string{"ring", "floor", "uds", "pipe", "tcp", "chan"}
+var localTransports = []string{"ring", "floor", "line", "uds", "pipe", "tcp", "chan"}
 
 // runJSON runs pingpong with args and -json, and decodes its report.
 func runJSON(t *testing.T, args ...string) *bench.Report {
@@ -106,11 +106,18 @@ func TestPingPongJSON(t *testing.T) {
 		t.Errorf("schema %q, mode %q", rep.Schema, rep.Config.Mode)
 	}
 	checkReport(t, rep, localTransports, []int{8, 1024}, 200)
+	if rep.Config.Rounds != bench.DefaultRounds {
+		t.Errorf("config rounds %d, want %d", rep.Config.Rounds, bench.DefaultRounds)
+	}
 	for _, r := range rep.Results {
+		if len(r.Rounds) != bench.DefaultRounds {
+			t.Errorf("%s %d: %d rounds, want %d", r.Transport, r.Size, len(r.Rounds), bench.DefaultRounds)
+		}
 		if r.Transport == "ring" {
-			for _, k := range []string{"p50/floor", "p50/uds", "p99/floor", "p99/uds"} {
-				if r.Ratios[k] <= 0 {
-					t.Errorf("ring %d: ratio %s missing: %v", r.Size, k, r.Ratios)
+			for _, k := range []string{"p50/floor", "p50/line", "p50/uds", "p99/floor", "p99/line", "p99/uds"} {
+				sp := r.Spread[k]
+				if r.Ratios[k] <= 0 || sp.Median != r.Ratios[k] || sp.Rounds != bench.DefaultRounds || sp.P25 > sp.P75 {
+					t.Errorf("ring %d: ratio %s %v, spread %+v", r.Size, k, r.Ratios[k], sp)
 				}
 			}
 		}
@@ -124,7 +131,7 @@ func TestPingPongJSON(t *testing.T) {
 func TestStreamJSON(t *testing.T) {
 	dir := t.TempDir()
 	transports := []string{"ring", "memcpy", "uds", "pipe", "tcp", "chan"}
-	rep := runJSON(t, "-mode", "stream", "-dir", dir, "-n", "500", "-warmup", "0", "-size", "64,64KiB",
+	rep := runJSON(t, "-mode", "stream", "-dir", dir, "-n", "500", "-rounds", "5", "-warmup", "0", "-size", "64,64KiB",
 		"-transport", strings.Join(transports, ","))
 	for i := range rep.Results {
 		if rep.Results[i].Transport == "memcpy" { // no latency: give it an empty one for checkReport
@@ -136,8 +143,9 @@ func TestStreamJSON(t *testing.T) {
 	}
 	checkReport(t, rep, transports, []int{64, 65536}, 500)
 	for _, r := range rep.Results {
-		if r.Transport == "ring" && (r.Ratios["msgs/uds"] <= 0 || r.Ratios["bytes/memcpy"] <= 0) {
-			t.Errorf("ring %d: ratios %v", r.Size, r.Ratios)
+		if r.Transport == "ring" && (r.Ratios["msgs/uds"] <= 0 || r.Ratios["bytes/memcpy"] <= 0 ||
+			r.Spread["msgs/uds"].Rounds != 5 || r.Spread["bytes/memcpy"].Rounds != 5) {
+			t.Errorf("ring %d: ratios %v, spread %+v", r.Size, r.Ratios, r.Spread)
 		}
 	}
 	checkEmpty(t, dir)
@@ -162,7 +170,7 @@ func TestTable(t *testing.T) {
 		t.Fatalf("exit status %d: %s", code, stderr.String())
 	}
 	out := stdout.String()
-	for _, want := range []string{"transport", "p50/floor", "p50/uds", "ring", "floor", "uds", "64 B"} {
+	for _, want := range []string{"transport", "p50/floor", "p50/line", "p50/uds", "ring", "floor", "line", "uds", "64 B", "interleaved rounds", "1.00x [1.00-1.00x]"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("table lacks %q:\n%s", want, out)
 		}
@@ -178,6 +186,9 @@ func TestBadFlags(t *testing.T) {
 		{"-wait", "sometimes"},
 		{"-transport", "carrier-pigeon"},
 		{"-transport", "floor", "-mode", "stream"},
+		{"-transport", "line", "-mode", "stream"},
+		{"-rounds", "0"},
+		{"-round", "10ms", "-duration", "1s"},
 		{"-transport", "memcpy"},
 		{"-n", "-1"},
 		{"-plot", "out.gif"},
