@@ -16,13 +16,17 @@ step() { printf '\n== %s\n' "$*"; }
 
 step "tools"
 go version
-if ! command -v python3 >/dev/null 2>&1; then
-	if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-		echo "python3 missing: installing it for the interop tests"
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3 >/dev/null
-	else
-		echo "python3 missing and cannot be installed here: the interop tests will skip"
-	fi
+# Debian's python3 with NumPy and xxhash, for the Python client's tests and
+# the interop tests (NumPy and xxhash are optional for the client: the
+# tests that need them skip, saying so, where they cannot be installed).
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 &&
+	! /usr/bin/python3 -c 'import numpy, xxhash' >/dev/null 2>&1; then
+	echo "installing Debian's python3, python3-numpy and python3-xxhash"
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3 python3-numpy python3-xxhash >/dev/null ||
+		echo "could not install them: the tests that need them will skip"
+fi
+if [ -x /usr/bin/python3 ]; then
+	export PYTHON=/usr/bin/python3
 fi
 command -v python3 >/dev/null 2>&1 && python3 --version
 
@@ -41,6 +45,12 @@ go run "$STATICCHECK" ./...
 step "go test -race"
 go test -race -count=1 ./...
 
+step "crash points (-tags ringcrash): a process killed at every step of the protocols"
+go test -race -count=1 -tags ringcrash -run 'TestCrashPoints' ./ring/
+
+step "python client (python/)"
+scripts/python-test.sh
+
 step "benchmarks, once each"
 go test -run '^$' -bench . -benchtime 1x ./...
 
@@ -54,6 +64,11 @@ done
 
 step "nested module peers/ (shmipc-go, for pingpong -transport shmipc)"
 (cd peers && go vet ./... && go build -o /dev/null . && go run "$STATICCHECK" ./...)
+
+if [ -x scripts/natsbridge-test.sh ]; then
+	step "nested module natsbridge/ (the NATS JetStream bridge)"
+	scripts/natsbridge-test.sh
+fi
 
 step "cross-builds"
 for target in linux/arm64 darwin/arm64; do
