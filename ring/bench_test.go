@@ -131,16 +131,17 @@ func BenchmarkMemcpy(b *testing.B) {
 	}
 }
 
-// BenchmarkMPSC streams 64 B and 1 KiB messages from 1, 2 and 4 producers
-// to one consumer, as goroutines and as processes. spsc/1p is the SPSC
-// ring with the same work, for the side-by-side ratio.
+// BenchmarkMPSC streams 64 B and 1 KiB messages from 1, 2, 4 and 16
+// producers, a lane each, to one consumer, as goroutines and as processes.
+// spsc/1p is the SPSC ring with the same work, for the side-by-side ratio.
 func BenchmarkMPSC(b *testing.B) {
 	for _, size := range []int{64, 1024} {
 		b.Run(fmt.Sprintf("goroutines/spsc/1p/%d", size), func(b *testing.B) { benchMany(b, ring.SPSC, 1, size) })
-		for _, n := range []int{1, 2, 4} {
+		for _, n := range []int{1, 2, 4, 16} {
 			b.Run(fmt.Sprintf("goroutines/mpsc/%dp/%d", n, size), func(b *testing.B) { benchMany(b, ring.MPSC, n, size) })
 		}
-		for _, n := range []int{1, 2, 4} {
+		b.Run(fmt.Sprintf("processes/spsc/1p/%d", size), func(b *testing.B) { benchProcesses(b, size) })
+		for _, n := range []int{1, 2, 4, 16} {
 			b.Run(fmt.Sprintf("processes/mpsc/%dp/%d", n, size), func(b *testing.B) { benchManyProcesses(b, n, size) })
 		}
 	}
@@ -149,7 +150,11 @@ func BenchmarkMPSC(b *testing.B) {
 // benchMany: n producer goroutines share b.N messages; the consumer
 // receives them with RecvAppend.
 func benchMany(b *testing.B, mode ring.Mode, n, size int) {
-	r := newRing(b, ring.Options{Capacity: benchCapacity, Mode: mode})
+	o := ring.Options{Capacity: benchCapacity, Mode: mode}
+	if mode == ring.MPSC {
+		o.Slots = max(n, 4)
+	}
+	r := newRing(b, o)
 	c, err := r.Consumer()
 	if err != nil {
 		b.Fatal(err)
@@ -191,7 +196,7 @@ func benchMany(b *testing.B, mode ring.Mode, n, size int) {
 // benchManyProcesses: n producer processes share b.N messages.
 func benchManyProcesses(b *testing.B, n, size int) {
 	dir := b.TempDir()
-	r := newRing(b, ring.Options{Dir: dir, Capacity: benchCapacity, Mode: ring.MPSC})
+	r := newRing(b, ring.Options{Dir: dir, Capacity: benchCapacity, Mode: ring.MPSC, Slots: max(n, 4)})
 	c, err := r.Consumer()
 	if err != nil {
 		b.Fatal(err)
