@@ -415,17 +415,13 @@ func TestCloseRacesHotLoop(t *testing.T) {
 	t.Logf("%d rounds, %d messages", rounds, next)
 }
 
-// TestRingCloseBlockedRecvSeesEOF: Ring.Close of a handle that holds both
-// roles of an SPSC ring, while its Consumer is blocked in Recv. Ring.Close
-// promises ErrClosed to a call blocked in a role it closes; but it closes
-// the handles in the order they were taken, so the Producer's finalize
-// (state closed, consumer woken) runs before the Consumer is marked
-// closed, and the woken Recv reports io.EOF: a clean end of stream, where
-// in truth its own handle was closed.
-func TestRingCloseBlockedRecvSeesEOF(t *testing.T) {
-	if os.Getenv("RINGWIRE_KNOWN_BUGS") == "" {
-		t.Skip("known bug: Ring.Close closes its Producer before its Consumer, so a Recv blocked in that Consumer returns io.EOF, not ErrClosed; set RINGWIRE_KNOWN_BUGS=1 to run")
-	}
+// TestRingCloseBlockedRecvGetsErrClosed: Ring.Close of a handle that
+// holds both roles of an SPSC ring, while its Consumer is blocked in Recv.
+// The Producer's close (state closed, consumer woken) must not reach the
+// Recv as a clean end of stream: its own handle was closed, and it returns
+// ErrClosed, never io.EOF. (Ring.Close closes consumers first, and a poll
+// that sees the producer closed checks its own handle again.)
+func TestRingCloseBlockedRecvGetsErrClosed(t *testing.T) {
 	for _, mode := range closeWaits {
 		t.Run(mode.String(), func(t *testing.T) {
 			w := ring.Wait{Mode: mode, PeerCheck: time.Hour}

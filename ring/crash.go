@@ -6,6 +6,3 @@ package ring
 // ringcrash tag, the process kills itself at a chosen point (see
 // crash_on.go); otherwise it compiles to nothing.
 func crashAt(crashPoint) {}
-
-// crashPoints reports whether crash points are compiled in.
-const crashPoints = false

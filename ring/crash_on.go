@@ -19,8 +19,6 @@ var (
 	crashAfter  atomic.Int64
 )
 
-const crashPoints = true
-
 func init() {
 	name := os.Getenv("RINGWIRE_CRASH")
 	for p := crashPoint(1); p < numCrashPoints; p++ {

@@ -181,7 +181,7 @@ func (p *Producer) TrySend(msg []byte) error {
 	if !p.g.enter() {
 		return p.leave(p.r.errorf("send: %w", ErrClosed))
 	}
-	err := p.send(nil, msg)
+	err := p.send(context.Background(), false, msg)
 	return p.leave(err)
 }
 
@@ -200,14 +200,14 @@ func (p *Producer) SendContext(ctx context.Context, msg []byte) error {
 	if !p.g.enter() {
 		return p.leave(p.r.errorf("send: %w", ErrClosed))
 	}
-	err := p.send(ctx, msg)
+	err := p.send(ctx, true, msg)
 	return p.leave(err)
 }
 
-// send writes one message; a nil ctx means do not wait.
-func (p *Producer) send(ctx context.Context, msg []byte) error {
+// send writes one message, waiting for room if wait says so.
+func (p *Producer) send(ctx context.Context, wait bool, msg []byte) error {
 	off, err := p.reserve(len(msg))
-	if err == ErrFull && ctx != nil {
+	if err == ErrFull && wait {
 		off, err = p.reserveWait(ctx, len(msg))
 	}
 	if err != nil {
@@ -227,7 +227,7 @@ func (p *Producer) SendBatch(ctx context.Context, msgs [][]byte) (n int, err err
 		return 0, p.leave(p.r.errorf("send: %w", ErrClosed))
 	}
 	for i, msg := range msgs {
-		if err := p.send(ctx, msg); err != nil {
+		if err := p.send(ctx, true, msg); err != nil {
 			return i, p.leave(err)
 		}
 	}

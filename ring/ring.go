@@ -8,6 +8,7 @@ import (
 	"io"
 	"math/bits"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -243,6 +244,14 @@ func (r *Ring) Close() error {
 	locks, handles := r.locks, r.handles
 	r.locks, r.handles = nil, nil
 	r.mu.Unlock()
+	// Consumers first: a receive blocked in one must see its own handle
+	// closed (ErrClosed) before it could see the producers' close as the
+	// end of the stream.
+	slices.SortStableFunc(handles, func(a, b io.Closer) int {
+		_, ac := a.(*Consumer)
+		_, bc := b.(*Consumer)
+		return boolInt(bc) - boolInt(ac)
+	})
 	var errs []error
 	for _, h := range handles {
 		errs = append(errs, h.Close())
@@ -332,3 +341,10 @@ func instanceID() uint64 {
 
 // ceilPow2 rounds n up to a power of two, at least minCapacity.
 func ceilPow2(n int) int { return max(minCapacity, 1<<bits.Len(uint(n-1))) }
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
