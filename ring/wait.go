@@ -182,6 +182,9 @@ func (r *Ring) await(ctx context.Context, w waiter, seq *atomic.Uint32) error {
 		err := w.ended()
 		if err == nil && now.Sub(checked) >= r.wait.PeerCheck {
 			checked = now
+			if err := r.checkSize(); err != nil {
+				return err // and touch nothing more of the mapping
+			}
 			err = w.peer()
 		}
 		if err != nil {
@@ -216,4 +219,19 @@ func (r *Ring) await(ctx context.Context, w waiter, seq *atomic.Uint32) error {
 			return r.errorf("futex wait: %w", err)
 		}
 	}
+}
+
+// checkSize reports ErrTruncated if the segment's file is now shorter than
+// the ring: another process shrank it, and the next access past its end
+// would be a SIGBUS. Checked at every peer check of a waiting side; a side
+// that never waits is not protected, which is why rings are created 0600.
+func (r *Ring) checkSize() error {
+	n, err := r.seg.FileSize()
+	if err != nil {
+		return r.errorf("segment size: %w", err)
+	}
+	if n < int64(r.geo.segSize) {
+		return r.errorf("the segment file shrank to %d bytes, the ring needs %d: %w", n, r.geo.segSize, ErrTruncated)
+	}
+	return nil
 }

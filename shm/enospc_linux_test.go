@@ -65,3 +65,47 @@ func TestCreateFullTmpfs(t *testing.T) {
 		b.Bytes()[i] = 2
 	}
 }
+
+// TestOpenHolesFullTmpfs: a segment made by another tool with ftruncate
+// alone has no pages behind it. Opened writable on a full tmpfs, it is
+// ENOSPC at Open, never a SIGBUS at the first write; opened read-only it is
+// mapped as it is.
+func TestOpenHolesFullTmpfs(t *testing.T) {
+	dir := smallTmpfs(t)
+	f, err := os.OpenFile(dir+"/holes", os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Truncate(4 << 20); err != nil { // more than the tmpfs holds
+		t.Fatal(err)
+	}
+	f.Close()
+	if _, err := shm.Open("holes", shm.Dir(dir)); !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("Open of a 4 MiB sparse file on a 1 MiB tmpfs: %v, want ENOSPC", err)
+	}
+	ro, err := shm.Open("holes", shm.Dir(dir), shm.ReadOnly())
+	if err != nil {
+		t.Fatalf("read-only Open: %v", err)
+	}
+	ro.Close()
+
+	// A sparse file that fits is reserved whole, and every page written.
+	if err := os.Truncate(dir+"/holes", 512<<10); err != nil {
+		t.Fatal(err)
+	}
+	s, err := shm.Open("holes", shm.Dir(dir))
+	if err != nil {
+		t.Fatalf("Open of a 512 KiB sparse file: %v", err)
+	}
+	defer s.Close()
+	var st unix.Stat_t
+	if err := unix.Stat(dir+"/holes", &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.Blocks*512 < 512<<10 {
+		t.Fatalf("after Open the file has %d bytes allocated, want all 512 KiB", st.Blocks*512)
+	}
+	for i := range s.Bytes() {
+		s.Bytes()[i] = 3
+	}
+}

@@ -207,8 +207,11 @@ func create(name string, size int, o options) (*Segment, error) {
 // Open attaches to the existing segment name and maps all of it; the size
 // is read from the file. A missing name gives an error satisfying
 // errors.Is(err, fs.ErrNotExist); a directory, symlink or other non-regular
-// file gives ErrNotSegment, and a zero-size segment ErrEmpty. Open never
-// changes the segment.
+// file (a socket, a FIFO) gives ErrNotSegment, and a zero-size segment
+// ErrEmpty. Open never changes the segment's bytes; opened writable, it
+// reserves any page the file lacks (a file sized with ftruncate alone), so
+// that a full filesystem is an error wrapping syscall.ENOSPC here, never a
+// SIGBUS at the first write.
 func Open(name string, opts ...Option) (*Segment, error) {
 	o := collect(opts)
 	n, err := CleanName(name)
@@ -229,6 +232,9 @@ func Open(name string, opts ...Option) (*Segment, error) {
 			return nil, fmt.Errorf("shm: open %q: is a symlink: %w", n, ErrNotSegment)
 		case unix.EISDIR:
 			return nil, fmt.Errorf("shm: open %q: is a directory: %w", n, ErrNotSegment)
+		case unix.ENXIO:
+			// open(2) of a UNIX-domain socket.
+			return nil, fmt.Errorf("shm: open %q: is a socket: %w", n, ErrNotSegment)
 		}
 		return nil, fmt.Errorf("shm: open %q: %w", n, &fs.PathError{Op: "open", Path: path, Err: err})
 	}
@@ -251,6 +257,16 @@ func Open(name string, opts ...Option) (*Segment, error) {
 		return nil, fmt.Errorf("shm: open %q: size %d does not fit in memory: %w", n, st.Size, ErrNotSegment)
 	}
 	size := int(st.Size)
+	if !o.readOnly {
+		// A segment made by another tool with ftruncate alone has no pages
+		// behind it: on a full filesystem the first write would be a
+		// SIGBUS. Reserve them now (allocating holes changes no byte), so
+		// that it is ENOSPC here instead.
+		if err := reserveHoles(fd, size); err != nil {
+			f.Close()
+			return nil, fmt.Errorf("shm: open %q: reserve %d bytes: %w", n, size, err)
+		}
+	}
 	data, err := unix.Mmap(fd, 0, size, prot, unix.MAP_SHARED)
 	if err != nil {
 		f.Close()
@@ -328,6 +344,23 @@ func Unlink(name string, opts ...Option) error {
 		return fmt.Errorf("shm: unlink %q: %w", n, &fs.PathError{Op: "unlink", Path: path, Err: err})
 	}
 	return nil
+}
+
+// FileSize returns the size the segment's file has now, which another
+// process with write access may have changed since it was mapped: a file
+// shorter than the mapping makes every access beyond its end a SIGBUS.
+// Only a sealed memfd could prevent that; named segments rely on their
+// permissions (0600 by default: only the owner's user can shrink them).
+func (s *Segment) FileSize() (int64, error) {
+	f, err := s.fd()
+	if err != nil {
+		return 0, err
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+		return 0, fmt.Errorf("shm: %q: fstat: %w", s.name, err)
+	}
+	return st.Size, nil
 }
 
 // fd returns the open descriptor, or ErrClosed.

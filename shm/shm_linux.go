@@ -25,6 +25,17 @@ func reserve(fd int, size int) error {
 	return writeZeros(fd, size)
 }
 
+// reserveHoles allocates the pages of the first size bytes of fd that have
+// none, without changing a byte. Filesystems without fallocate are left as
+// they are.
+func reserveHoles(fd int, size int) error {
+	err := retryEINTR(func() error { return unix.Fallocate(fd, 0, 0, int64(size)) })
+	if err == unix.EOPNOTSUPP {
+		return nil
+	}
+	return err
+}
+
 // reopen opens a new open file description of the segment's file, through
 // /proc so that it is the same file even if the name was since unlinked or
 // replaced. OFD locks are per open file description: each lock holder needs

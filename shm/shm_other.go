@@ -20,6 +20,10 @@ func reserve(fd int, size int) error {
 	return writeZeros(fd, size)
 }
 
+// reserveHoles does nothing here: without fallocate, pages cannot be
+// reserved without writing them, and Open never writes.
+func reserveHoles(fd int, size int) error { return nil }
+
 // reopen opens the segment's path again. Classic POSIX locks belong to the
 // process, not to the descriptor, so a second holder in the same process
 // does not conflict with the first.
