@@ -244,3 +244,52 @@ func boolInt(v bool) int {
 	}
 	return 0
 }
+
+// BenchmarkIdleLanes streams 64 B messages from one producer goroutine
+// while the other lanes of the ring are held by producers that send
+// nothing. The consumer polls only its hot lanes and the ready set, so the
+// cost per message should not grow with the number of idle lanes.
+func BenchmarkIdleLanes(b *testing.B) {
+	for _, lanes := range []int{1, 16, 128, 1024} {
+		b.Run(fmt.Sprint(lanes), func(b *testing.B) {
+			r := newRing(b, ring.Options{Capacity: 64 << 10, Mode: ring.MPSC, Slots: lanes})
+			c, err := r.Consumer()
+			if err != nil {
+				b.Fatal(err)
+			}
+			for range lanes - 1 {
+				if _, err := r.Producer(); err != nil {
+					b.Fatal(err)
+				}
+			}
+			p, err := r.Producer()
+			if err != nil {
+				b.Fatal(err)
+			}
+			msg := make([]byte, 64)
+			buf := make([]byte, 0, 64)
+			b.SetBytes(64)
+			b.ReportAllocs()
+			b.ResetTimer()
+			done := make(chan error, 1)
+			go func() {
+				for range b.N {
+					if err := p.Send(msg); err != nil {
+						done <- err
+						return
+					}
+				}
+				done <- nil
+			}()
+			for range b.N {
+				if _, err := c.RecvAppend(buf[:0]); err != nil {
+					b.Fatal(err)
+				}
+			}
+			if err := <-done; err != nil {
+				b.Fatal(err)
+			}
+			reportRate(b)
+		})
+	}
+}
