@@ -15,9 +15,10 @@ xchg-based store, and read-modify-writes with lock-prefixed instructions.
 """
 
 import struct
+import os
 import threading
 import time
-import os
+import weakref
 
 from . import layout as L
 from ._native import WAKE_ALL, native
@@ -1152,6 +1153,7 @@ class Consumer:
         self._addr = r._addr
         self._nat = r._nat
         self._peeked = None  # (lane, record, view)
+        self._array = None  # a weak reference to the buffer of recv_array's array
         self._msgs = self._bytes = 0
         self._cur = 0
         self._served = 0
@@ -1270,14 +1272,25 @@ class Consumer:
             self._leave()
 
     def release(self):
-        """Hand the message returned by peek back to its producer, and revoke
-        the view (a NumPy array made from it must not be used after this)."""
+        """Hand the message returned by peek or recv_array back to its
+        producer, and revoke peek's view (using it afterwards raises
+        ValueError). While a NumPy array returned by recv_array, or any array
+        derived from it (a slice, a reshape), is still alive, release refuses
+        with BufferError and the message stays held: delete the arrays (or
+        keep a copy, arr.copy()) and call release again. This is what keeps
+        such an array from ever showing bytes the producer wrote after the
+        release."""
         if not self._g.enter():
             self._leave()
             raise RingClosed("release: consumer closed")
         try:
             if self._peeked is None:
                 raise Pending("release without a peeked message")
+            if self._array is not None:
+                if self._array() is not None:
+                    raise BufferError("release: a NumPy array from recv_array (or a view of it) is still alive; "
+                                      "delete it, or copy it, before release")
+                self._array = None
             cl, end, n, view, ro = self._peeked
             self._peeked = None
             _release_view(ro)
@@ -1288,6 +1301,7 @@ class Consumer:
 
     def _unpeek(self):
         """Forget the peeked message without releasing it: it comes again."""
+        self._array = None
         if self._peeked is not None:
             _, _, _, view, ro = self._peeked
             self._peeked = None
@@ -1297,11 +1311,22 @@ class Consumer:
     def recv_array(self, dtype, shape=None, timeout=None):
         """Peek the next message as a read-only NumPy array of dtype and shape
         (None: one dimension, as many items as the message holds), without
-        copying. The array aliases shared memory: it is valid until
-        release(), which must be called before the next receive; after
-        release its contents may be overwritten by the producer at any time.
-        Copy it (arr.copy()) to keep it. A message whose size does not match
-        raises ValueError and stays in the ring. Needs NumPy."""
+        copying: the array aliases the message in shared memory.
+
+        Lifetime, enforced: the array is valid until release(), which must
+        come before the next receive, and release() refuses (BufferError,
+        the message stays held) while the array or any view derived from it
+        is alive. So the pattern is::
+
+            arr = c.recv_array("f8", (16,))
+            total = arr.sum()          # or keep = arr.copy()
+            del arr
+            c.release()
+
+        A message whose size does not match raises ValueError and stays in
+        the ring. If the consumer is closed while an array is alive, the
+        message is not released (the next consumer gets it again) and the
+        mapping stays until the array dies. Needs NumPy."""
         try:
             import numpy as np
         except ImportError:
@@ -1324,7 +1349,12 @@ class Consumer:
             if count * dt.itemsize != n:
                 self._unpeek()
                 raise ValueError("message of %d bytes, array %s of %s needs %d" % (n, tuple(shape), dt, count * dt.itemsize))
-        return np.frombuffer(view, dtype=dt, count=count).reshape(shape)
+        # NumPy's array refers to its buffer through a memoryview of its own
+        # (or through the private one given it): only arrays hold that
+        # object, so a weak reference to it says whether any is alive.
+        root = np.frombuffer(view[:], dtype=dt, count=count)
+        self._array = weakref.ref(root.base if root.base is not None else root)
+        return root.reshape(shape)
 
     def __iter__(self):
         while True:

@@ -124,14 +124,49 @@ class SPSCTest(RingTestCase):
         got = c.recv_array(np.float64, (3, 4))
         np.testing.assert_array_equal(got, a)
         self.assertFalse(got.flags.writeable)
+        # In place: the array's memory is the message's, in the mapping.
+        addr = got.__array_interface__["data"][0]
+        base = r._addr + r._geo.data_off
+        self.assertTrue(base <= addr < base + r.capacity)
+        # The lifetime is enforced: no release while the array, or a view
+        # of it, is alive; the message stays held meanwhile.
+        row = got[1]
+        del got
+        with self.assertRaises(BufferError):
+            c.release()
+        with self.assertRaises(ringwire.Pending):
+            c.try_recv()
+        np.testing.assert_array_equal(row, a[1])
+        del row
         c.release()
         with self.assertRaises(ValueError):
             c.recv_array(np.float64, (5,))  # 96 bytes, not 40: stays
         got = c.recv_array("f8")
         self.assertEqual(got.shape, (12,))
         self.assertTrue((got == 7.0).all())
+        keep = got.copy()
+        with self.assertRaises(BufferError):
+            c.release()
         del got
         c.release()
+        self.assertTrue((keep == 7.0).all())
+        with self.assertRaises(ringwire.RingEmpty):
+            c.try_recv()
+
+    @unittest.skipIf(np is None, "NumPy is not installed")
+    def test_recv_array_alive_at_close(self):
+        # Closing with an array alive neither releases the message nor
+        # unmaps memory under the array.
+        r = self.create(capacity=1 << 16)
+        p, c = r.producer(), r.consumer()
+        p.send(np.arange(4, dtype=np.int64))
+        arr = c.recv_array(np.int64)
+        c.close()
+        r.close()
+        self.assertEqual(arr.tolist(), [0, 1, 2, 3])
+        del arr
+        with ringwire.Ring.open("r", dir=self.dir) as r2, r2.consumer() as c2:
+            self.assertEqual(np.frombuffer(c2.recv(timeout=1), np.int64).tolist(), [0, 1, 2, 3])
 
     def test_eof_and_iteration(self):
         r = self.create()
