@@ -8,6 +8,7 @@ package ring
 // protocol, state words and locks, in SPSC and MPSC rings.
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/sha256"
@@ -23,23 +24,58 @@ import (
 	"path/filepath"
 	"runtime"
 	"strconv"
+	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
 
+var pyFind struct {
+	once   sync.Once
+	py     string
+	err    error
+	xxhash bool
+}
+
 // pyPython returns the python3 to run testdata/peer.py with, or skips the
-// test. The Python package's rings need linux/amd64 (it relies on x86-64's
-// ordering of plain loads and stores, see python/ringwire/_native.py).
+// test: $PYTHON if set, else python3 from PATH, resolved once to the
+// interpreter itself (sys.executable), so that a wrapper such as a pyenv
+// shim is not paid at every start. The Python package's rings need
+// linux/amd64 (it relies on x86-64's ordering of plain loads and stores, see
+// python/ringwire/_native.py).
 func pyPython(t *testing.T) string {
 	t.Helper()
-	py, err := exec.LookPath("python3")
-	if err != nil {
-		t.Skipf("skipping: python3 is not installed (%v); these tests run testdata/peer.py", err)
-	}
 	if runtime.GOOS != "linux" || runtime.GOARCH != "amd64" {
 		t.Skipf("skipping: the python package's rings run on linux/amd64 only, this is %s/%s", runtime.GOOS, runtime.GOARCH)
 	}
-	return py
+	pyFind.once.Do(func() {
+		name := os.Getenv("PYTHON")
+		if name == "" {
+			name = "python3"
+		}
+		py, err := exec.LookPath(name)
+		if err != nil {
+			pyFind.err = err
+			return
+		}
+		out, err := exec.Command(py, "-c",
+			"import sys, importlib.util as u; print(sys.executable); print(u.find_spec('xxhash') is not None)").Output()
+		if err != nil {
+			pyFind.err = fmt.Errorf("%s: %v", py, err)
+			return
+		}
+		f := strings.Fields(string(out))
+		if len(f) != 2 {
+			pyFind.err = fmt.Errorf("%s printed %q", py, out)
+			return
+		}
+		pyFind.py, pyFind.xxhash = f[0], f[1] == "True"
+	})
+	if pyFind.err != nil {
+		t.Skipf("skipping: no usable python3 (%v); these tests run testdata/peer.py", pyFind.err)
+	}
+	return pyFind.py
 }
 
 // pyResult is what peer.py prints.
@@ -172,6 +208,23 @@ func (p *pyProc) report() string {
 type pyPattern struct {
 	pool   []byte
 	maxLen int
+	seeded bool
+	seed   uint64
+}
+
+// newPySeededPattern is the pattern with random sizes (peer.py --seed):
+// message i has splitmix64(seed<<32 + i) % (maxLen+1) bytes.
+func newPySeededPattern(maxLen int, seed uint64) *pyPattern {
+	p := newPyPattern(maxLen)
+	p.seeded, p.seed = true, seed
+	return p
+}
+
+func splitmix64(z uint64) uint64 {
+	z += 0x9E3779B97F4A7C15
+	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9
+	z = (z ^ (z >> 27)) * 0x94D049BB133111EB
+	return z ^ (z >> 31)
 }
 
 func newPyPattern(maxLen int) *pyPattern {
@@ -184,6 +237,9 @@ func newPyPattern(maxLen int) *pyPattern {
 
 func (p *pyPattern) msg(i int) []byte {
 	n := (i * 7919) % (p.maxLen + 1)
+	if p.seeded {
+		n = int(splitmix64(p.seed<<32+uint64(i)) % uint64(p.maxLen+1))
+	}
 	s := (i * 37) % 4096
 	return p.pool[s : s+n : s+n]
 }
@@ -1069,5 +1125,601 @@ func TestPythonMPSCTakeover(t *testing.T) {
 	}
 	if got.n != n || got.next[7] != n {
 		t.Errorf("received %d messages, up to index %d; want %d", got.n, got.next[7], n)
+	}
+}
+
+// pyStartAcks runs peer.py with args and --ack. Its progress lines ("ack
+// ID SEQ" from a consumer, "sent I" from a producer) arrive on the channel
+// as they are printed, which is closed when the process's output ends; the
+// final summary is read with result, as for pyStart.
+func pyStartAcks(t *testing.T, ctx context.Context, py string, args ...string) (*pyProc, <-chan string) {
+	t.Helper()
+	p := &pyProc{done: make(chan struct{})}
+	p.cmd = exec.CommandContext(ctx, py, append(append([]string{filepath.Join("testdata", "peer.py")}, args...), "--ack")...)
+	p.cmd.Stderr = &p.stderr
+	p.cmd.WaitDelay = 5 * time.Second
+	out, err := p.cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.cmd.Start(); err != nil {
+		t.Fatalf("start peer.py: %v", err)
+	}
+	acks := make(chan string, 1<<18)
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			line := sc.Text()
+			if strings.HasPrefix(line, "ack ") || strings.HasPrefix(line, "sent ") {
+				acks <- line
+			} else {
+				p.stdout.WriteString(line + "\n")
+			}
+		}
+		close(acks)
+		p.err = p.cmd.Wait()
+		close(p.done)
+	}()
+	t.Cleanup(func() {
+		p.cmd.Process.Kill()
+		<-p.done
+	})
+	return p, acks
+}
+
+// pyAck parses "ack ID SEQ" or "sent I" (id 0).
+func pyAck(t *testing.T, line string) (id, seq int) {
+	t.Helper()
+	f := strings.Fields(line)
+	var err error
+	switch {
+	case len(f) == 3 && f[0] == "ack":
+		if id, err = strconv.Atoi(f[1]); err == nil {
+			seq, err = strconv.Atoi(f[2])
+		}
+	case len(f) == 2:
+		seq, err = strconv.Atoi(f[1])
+	default:
+		err = errors.New("unknown form")
+	}
+	if err != nil {
+		t.Fatalf("progress line %q: %v", line, err)
+	}
+	return id, seq
+}
+
+// pyKilled checks that the process died of SIGKILL, not by exiting.
+func pyKilled(t *testing.T, p *pyProc) {
+	t.Helper()
+	<-p.done
+	if ws, ok := p.cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
+		t.Fatalf("python peer was to be killed mid-stream, but: %v; %s", p.cmd.ProcessState, p.stderr.String())
+	}
+}
+
+func pyWaitConsumer(t *testing.T, ctx context.Context, r *Ring, proc *pyProc) {
+	t.Helper()
+	for le32(r.consState.Load()) != stateAttached {
+		select {
+		case <-proc.done:
+			t.Fatalf("python consumer exited: %s", proc.report())
+		case <-ctx.Done():
+			t.Fatal("python consumer did not attach")
+		case <-time.After(time.Millisecond):
+		}
+	}
+}
+
+func pySeed(t *testing.T) uint64 {
+	seed := uint64(time.Now().UnixNano()) & 0xFFFFFFFF
+	t.Logf("message sizes from seed %d (peer.py --seed)", seed)
+	return seed
+}
+
+// TestPython100k: 100k messages of random sizes between the languages,
+// both ways, SPSC and MPSC (python producer processes on lanes beside Go
+// producers), with and without checksums. Every byte is checked, and every
+// producer's messages arrive in order, each once: the receiving side checks
+// each message against the pattern and the producer's sequence, and both
+// sides' SHA-256 digests of each producer's stream must agree.
+func TestPython100k(t *testing.T) {
+	py := pyPython(t)
+	if !pyFind.xxhash {
+		t.Logf("%s has no xxhash module: python's checksums use the pure-Python fallback", py)
+	}
+	const total, maxLen = 100_000, 600
+	for _, tc := range []struct {
+		name                     string
+		mpsc, pyConsumer, sum    bool
+		goProducers, pyProducers int
+	}{
+		{"spsc/go-to-python", false, true, false, 1, 0},
+		{"spsc/go-to-python/checksum", false, true, true, 1, 0},
+		{"spsc/python-to-go", false, false, false, 0, 1},
+		{"spsc/python-to-go/checksum", false, false, true, 0, 1},
+		{"mpsc/go-to-python", true, true, false, 3, 1},
+		{"mpsc/go-to-python/checksum", true, true, true, 3, 1},
+		{"mpsc/python-to-go", true, false, false, 2, 2},
+		{"mpsc/python-to-go/checksum", true, false, true, 2, 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+			defer cancel()
+			seed := pySeed(t)
+			pat := newPySeededPattern(maxLen, seed)
+			nprod := tc.goProducers + tc.pyProducers
+			n := total / nprod
+			opts := Options{Capacity: 8192, Checksum: tc.sum, Dir: t.TempDir(),
+				Wait: Wait{Mode: Adaptive, PeerCheck: pyPeerCheck}}
+			if tc.mpsc {
+				opts.Mode, opts.Slots = MPSC, nprod
+			}
+			r, err := Create("py100k", opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { r.Close() })
+			path := filepath.Join(opts.Dir, r.Name())
+			var c *Consumer
+			if !tc.pyConsumer {
+				if c, err = r.Consumer(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			var ps []*Producer
+			for range tc.goProducers {
+				p, err := r.Producer()
+				if err != nil {
+					t.Fatal(err)
+				}
+				ps = append(ps, p)
+			}
+			runCtx, stop := context.WithCancel(ctx)
+			defer stop()
+			var pyProds []*pyProc
+			for k := range tc.pyProducers {
+				args := []string{"produce", path, "--count", strconv.Itoa(n), "--max-len", strconv.Itoa(maxLen),
+					"--id", strconv.Itoa(tc.goProducers + k), "--seed", strconv.FormatUint(seed, 10), "--timeout", "150"}
+				if k%2 == 1 {
+					args = append(args, "--zero-copy")
+				}
+				pp := pyStart(t, ctx, py, args...)
+				go func() {
+					<-pp.done
+					if pp.err != nil {
+						stop()
+					}
+				}()
+				pyProds = append(pyProds, pp)
+			}
+			var cons *pyProc
+			if tc.pyConsumer {
+				cons = pyStart(t, ctx, py, "consume", path, "--timeout", "150", "--stamped",
+					"--check-pattern", strconv.Itoa(maxLen), "--seed", strconv.FormatUint(seed, 10))
+				go func() {
+					<-cons.done
+					stop()
+				}()
+			}
+			if tc.mpsc && len(pyProds) > 0 {
+				// Every producer holds its lane before any may close, or
+				// the stream could end early.
+				pyWaitLanes(t, ctx, r, pyProds[0], nprod)
+			}
+			start := time.Now()
+			done := make(chan error, len(ps))
+			want := map[int]*pyDigest{}
+			for id, p := range ps {
+				want[id] = newPyDigest()
+				for i := range n {
+					want[id].add(pat.stamped(id, i))
+				}
+				goSend(runCtx, p, pat, id, n, done)
+			}
+
+			var got *pyStreams
+			if c != nil {
+				got = &pyStreams{pat: pat, next: map[int]int{}, dig: map[int]*pyDigest{}}
+				for got.n < nprod*n {
+					t0 := time.Now()
+					m, err := c.RecvContext(runCtx)
+					if err != nil {
+						t.Fatalf("receive %d: %v; %s", got.n, err, pyReports(pyProds))
+					}
+					if d := time.Since(t0); got.n > 0 && d >= pyPeerCheck/2 {
+						t.Fatalf("receive %d took %v: the consumer slept through a wake-up", got.n, d)
+					}
+					got.add(t, m, 0)
+				}
+				if _, err := c.RecvContext(ctx); !errors.Is(err, io.EOF) {
+					t.Errorf("receive after every producer closed: %v, want io.EOF", err)
+				}
+			}
+			for range ps {
+				if err := <-done; err != nil {
+					t.Fatalf("%v; %s", err, pyReports(append(pyProds, cons)))
+				}
+			}
+			pySums := map[int]string{} // each python producer's digest of what it sent
+			for k, pp := range pyProds {
+				id := tc.goProducers + k
+				res := pp.result(t, ctx)
+				if res.Error != "" || res.exitCode != 0 {
+					t.Fatalf("python producer %d failed (exit %d): %s: %s\n%s", id, res.exitCode, res.Error, res.Detail, res.stderr)
+				}
+				if res.Count != n {
+					t.Errorf("python producer %d sent %d messages, want %d", id, res.Count, n)
+				}
+				pySums[id] = res.SHA256
+				if got != nil {
+					if d := got.dig[id]; d == nil || d.sum() != res.SHA256 || d.bytes != res.Bytes {
+						t.Errorf("python producer %d: sent %d bytes, sha256 %s; Go received %+v", id, res.Bytes, res.SHA256, d)
+					}
+				}
+			}
+			if got != nil {
+				for id := range nprod {
+					if got.next[id] != n {
+						t.Errorf("producer %d: received up to %d, want %d", id, got.next[id], n)
+					}
+					if id < tc.goProducers && got.dig[id].sum() != want[id].sum() {
+						t.Errorf("producer %d: Go received a stream with another digest than it sent", id)
+					}
+				}
+			}
+			if cons != nil {
+				res := cons.result(t, ctx)
+				if res.Error != "" || res.exitCode != 0 {
+					t.Fatalf("python consumer failed (exit %d): %s: %s\n%s", res.exitCode, res.Error, res.Detail, res.stderr)
+				}
+				if res.FirstBad == nil || *res.FirstBad != -1 {
+					t.Errorf("python consumer: first message out of order or not the pattern's: %v", res.FirstBad)
+				}
+				if res.Count != nprod*n || len(res.PerID) != nprod {
+					t.Errorf("python consumer received %d messages from %d producers, want %d from %d",
+						res.Count, len(res.PerID), nprod*n, nprod)
+				}
+				for id := range nprod {
+					g := res.PerID[strconv.Itoa(id)]
+					var sum string
+					if id < tc.goProducers {
+						sum = want[id].sum()
+					} else {
+						sum = pySums[id]
+					}
+					if g.Count != n || g.Next != n || g.SHA256 != sum {
+						t.Errorf("producer %d: python received %+v, want %d messages up to %d, sha256 %s", id, g, n, n, sum)
+					}
+				}
+			}
+			st := r.Stats()
+			if st.Sent != uint64(nprod*n) || st.Received != uint64(nprod*n) || st.Head != st.Tail {
+				t.Errorf("stats %+v: want %d sent and received, head == tail", st, nprod*n)
+			}
+			t.Logf("%d messages from %d producers (%d python) in %v", nprod*n, nprod, tc.pyProducers, time.Since(start))
+		})
+	}
+}
+
+func pyReports(ps []*pyProc) string {
+	var b strings.Builder
+	for _, p := range ps {
+		if p != nil {
+			b.WriteString(p.report() + "; ")
+		}
+	}
+	return b.String()
+}
+
+// TestPythonConsumerKilled: a python consumer killed (SIGKILL) mid-stream
+// and replaced by another: nothing it released is lost, and only what it
+// had not released comes again, as between Go processes. The consumer
+// acknowledges each message on stdout before it releases it (peer.py
+// --ack), so what was released is a subset of what was acknowledged.
+func TestPythonConsumerKilled(t *testing.T) {
+	py := pyPython(t)
+	for _, tc := range []struct {
+		name      string
+		mpsc      bool
+		producers int
+	}{{"spsc", false, 1}, {"mpsc", true, 3}} {
+		t.Run(tc.name, func(t *testing.T) {
+			const n, maxLen, killAt = 6000, 600, 4000
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
+			seed := pySeed(t)
+			pat := newPySeededPattern(maxLen, seed)
+			opts := Options{Capacity: 8192, Dir: t.TempDir(), Wait: Wait{Mode: Adaptive, PeerCheck: 20 * time.Millisecond}}
+			if tc.mpsc {
+				opts.Mode, opts.Slots = MPSC, tc.producers
+			}
+			r, err := Create("pyconskill", opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { r.Close() })
+			path := filepath.Join(opts.Dir, r.Name())
+			args := []string{"consume", path, "--timeout", "100", "--stamped", "--check-pattern", strconv.Itoa(maxLen),
+				"--seed", strconv.FormatUint(seed, 10), "--peer-check", "0.02"}
+			first, acks1 := pyStartAcks(t, ctx, py, args...)
+			pyWaitConsumer(t, ctx, r, first)
+
+			done := make(chan error, tc.producers)
+			for id := range tc.producers {
+				p, err := r.Producer()
+				if err != nil {
+					t.Fatal(err)
+				}
+				go func() {
+					for i := 0; i < n; {
+						err := p.SendContext(ctx, pat.stamped(id, i))
+						if errors.Is(err, ErrPeerDead) {
+							time.Sleep(time.Millisecond) // until the replacement attaches
+							continue
+						}
+						if err != nil {
+							p.Close()
+							done <- fmt.Errorf("producer %d, message %d: %w", id, i, err)
+							return
+						}
+						i++
+					}
+					done <- p.Close()
+				}()
+			}
+
+			acked := map[int][]int{}
+			for count := 0; count < killAt; count++ {
+				line, ok := <-acks1
+				if !ok {
+					t.Fatalf("the first python consumer ended after %d messages: %s", count, first.report())
+				}
+				id, seq := pyAck(t, line)
+				acked[id] = append(acked[id], seq)
+			}
+			first.cmd.Process.Kill() // SIGKILL, mid-stream
+			for line := range acks1 {
+				id, seq := pyAck(t, line)
+				acked[id] = append(acked[id], seq)
+			}
+			pyKilled(t, first)
+
+			second, acks2 := pyStartAcks(t, ctx, py, args...)
+			again := map[int][]int{}
+			for line := range acks2 {
+				id, seq := pyAck(t, line)
+				again[id] = append(again[id], seq)
+			}
+			res := second.result(t, ctx)
+			if res.Error != "" || res.exitCode != 0 {
+				t.Fatalf("second python consumer failed (exit %d): %s: %s\n%s", res.exitCode, res.Error, res.Detail, res.stderr)
+			}
+			if res.FirstBad == nil || *res.FirstBad != -1 {
+				t.Errorf("second python consumer: a message out of order or not the pattern's: %v", res.FirstBad)
+			}
+			for range tc.producers {
+				if err := <-done; err != nil {
+					t.Fatal(err)
+				}
+			}
+			redelivered := 0
+			for id := range tc.producers {
+				a, b := acked[id], again[id]
+				for k, seq := range a {
+					if seq != k {
+						t.Fatalf("producer %d: the first consumer acknowledged %d as its message %d", id, seq, k)
+					}
+				}
+				for k, seq := range b {
+					if k > 0 && seq != b[k-1]+1 {
+						t.Fatalf("producer %d: the second consumer got %d after %d", id, seq, b[k-1])
+					}
+				}
+				switch {
+				case len(b) == 0:
+					if len(a) != n {
+						t.Errorf("producer %d: %d messages acknowledged, none after: %d lost", id, len(a), n-len(a))
+					}
+				case b[0] > len(a):
+					t.Errorf("producer %d: the second consumer starts at %d, the first acknowledged up to %d: lost %d",
+						id, b[0], len(a)-1, b[0]-len(a))
+				case b[0] < len(a)-1:
+					t.Errorf("producer %d: the second consumer starts at %d, the first released at least up to %d: redelivered released messages",
+						id, b[0], len(a)-2)
+				case b[len(b)-1] != n-1:
+					t.Errorf("producer %d: the second consumer ends at %d, want %d", id, b[len(b)-1], n-1)
+				}
+				if len(b) > 0 && b[0] == len(a)-1 {
+					redelivered++
+				}
+			}
+			if redelivered > 1 {
+				t.Errorf("%d messages delivered again; at most the one peeked and not released may be", redelivered)
+			}
+			t.Logf("killed after %d acknowledged; %d delivered again", killAt, redelivered)
+		})
+	}
+}
+
+// TestPythonProducerKilled: a python producer killed (SIGKILL) mid-stream:
+// every message whose send had returned (peer.py --ack prints it then) is
+// delivered, nothing twice; then a second python producer takes the lane and
+// continues after the last record the first committed.
+func TestPythonProducerKilled(t *testing.T) {
+	py := pyPython(t)
+	const maxLen, killAt, more = 600, 3000, 2000
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	seed := pySeed(t)
+	pat := newPySeededPattern(maxLen, seed)
+	dir := t.TempDir()
+	r, err := Create("pyprodkill", Options{Capacity: 8192, Dir: dir, Wait: Wait{Mode: Adaptive, PeerCheck: 20 * time.Millisecond}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	path := filepath.Join(dir, r.Name())
+	c, err := r.Consumer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	seedArg := strconv.FormatUint(seed, 10)
+	first, sent := pyStartAcks(t, ctx, py, "produce", path, "--count", "1000000", "--max-len", strconv.Itoa(maxLen),
+		"--id", "0", "--seed", seedArg, "--timeout", "100")
+
+	// The consumer receives until the producer is reported dead.
+	var got []int
+	recvDone := make(chan error, 1)
+	check := func(m []byte) error {
+		if len(m) < 8 {
+			return fmt.Errorf("message %d: %d bytes", len(got), len(m))
+		}
+		seq := int(binary.LittleEndian.Uint32(m[4:]))
+		if seq != len(got) {
+			return fmt.Errorf("message %d is the producer's %d", len(got), seq)
+		}
+		if !bytes.Equal(m[8:], pat.msg(seq)) {
+			return fmt.Errorf("message %d has the wrong body", seq)
+		}
+		got = append(got, seq)
+		return nil
+	}
+	go func() {
+		for {
+			m, err := c.RecvContext(ctx)
+			if err != nil {
+				recvDone <- err
+				return
+			}
+			if err := check(m); err != nil {
+				recvDone <- err
+				return
+			}
+		}
+	}()
+	acked := 0
+	for acked < killAt {
+		line, ok := <-sent
+		if !ok {
+			t.Fatalf("the python producer ended after %d sends: %s", acked, first.report())
+		}
+		if _, seq := pyAck(t, line); seq != acked {
+			t.Fatalf("python reports send %d as its %d", seq, acked)
+		}
+		acked++
+	}
+	first.cmd.Process.Kill() // SIGKILL, mid-stream
+	for line := range sent {
+		if _, seq := pyAck(t, line); seq != acked {
+			t.Fatalf("python reports send %d as its %d", seq, acked)
+		}
+		acked++
+	}
+	pyKilled(t, first)
+	if err := <-recvDone; !errors.Is(err, ErrPeerDead) {
+		t.Fatalf("receive %d: %v, want ErrPeerDead once the killed producer's records are delivered", len(got), err)
+	}
+	// Sends that returned are all here; at most one more (committed, killed
+	// before it was reported).
+	if len(got) < acked || len(got) > acked+1 {
+		t.Fatalf("received %d messages, python had reported %d sends", len(got), acked)
+	}
+	k := len(got)
+	second := pyStart(t, ctx, py, "produce", path, "--count", strconv.Itoa(more), "--max-len", strconv.Itoa(maxLen),
+		"--id", "0", "--seed", seedArg, "--first", strconv.Itoa(k), "--timeout", "100")
+	for {
+		m, err := c.RecvContext(ctx)
+		if errors.Is(err, ErrPeerDead) {
+			time.Sleep(time.Millisecond) // the lane is still the dead producer's
+			continue
+		}
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatalf("receive %d: %v; %s", len(got), err, second.report())
+		}
+		if err := check(m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	res := second.result(t, ctx)
+	if res.Error != "" || res.exitCode != 0 {
+		t.Fatalf("second python producer failed (exit %d): %s: %s\n%s", res.exitCode, res.Error, res.Detail, res.stderr)
+	}
+	if len(got) != k+more {
+		t.Errorf("received %d messages, want %d", len(got), k+more)
+	}
+	t.Logf("killed after %d reported sends, %d committed", acked, k)
+}
+
+// pyCPU is the CPU time a process used so far (/proc/PID/stat utime+stime).
+func pyCPU(t *testing.T, pid int) time.Duration {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	ut, err1 := strconv.ParseInt(f[11], 10, 64)
+	st, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		t.Fatalf("/proc/%d/stat: %q", pid, s)
+	}
+	return time.Duration(ut+st) * 10 * time.Millisecond // USER_HZ is 100 on Linux
+}
+
+// TestPythonConsumerParks: an idle python consumer parks on the futex and
+// uses no CPU, and a Go producer's first message wakes it at once, well
+// before its peer check (5 s here) would.
+func TestPythonConsumerParks(t *testing.T) {
+	py := pyPython(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	dir := t.TempDir()
+	r, err := Create("pyparks", Options{Capacity: 4096, Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	p, err := r.Producer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cons, acks := pyStartAcks(t, ctx, py, "consume", filepath.Join(dir, r.Name()), "--timeout", "50", "--peer-check", "5")
+	pyWaitConsumer(t, ctx, r, cons)
+	for round, idle := range []time.Duration{2 * time.Second, 300 * time.Millisecond} {
+		time.Sleep(200 * time.Millisecond) // past its spinning: parked
+		before := pyCPU(t, cons.cmd.Process.Pid)
+		time.Sleep(idle)
+		used := pyCPU(t, cons.cmd.Process.Pid) - before
+		if used > 30*time.Millisecond {
+			t.Errorf("round %d: the idle python consumer used %v of CPU in %v", round, used, idle)
+		}
+		if parked := le32(r.consParked.Load()); parked == 0 {
+			t.Errorf("round %d: the idle python consumer is not parked", round)
+		}
+		start := time.Now()
+		if err := p.Send([]byte("wake")); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case line := <-acks:
+			if want := fmt.Sprintf("ack %d", round); line != want {
+				t.Fatalf("python printed %q, want %q", line, want)
+			}
+			if d := time.Since(start); d > time.Second {
+				t.Errorf("round %d: python woke %v after the send: it slept through the wake-up", round, d)
+			} else {
+				t.Logf("round %d: %v of CPU in %v idle; woke %v after the send", round, used, idle, d)
+			}
+		case <-time.After(4 * time.Second):
+			t.Fatalf("round %d: python did not wake on the message; %s", round, cons.report())
+		}
+	}
+	p.Close()
+	if res := cons.result(t, ctx); res.Error != "" || res.Count != 2 {
+		t.Errorf("python consumer: %+v, want 2 messages", res)
 	}
 }

@@ -10,9 +10,10 @@ state words and locks.
 Usage:
   peer.py info    PATH [--timeout S]
   peer.py consume PATH [--timeout S] [--check-pattern MAXLEN] [--stamped]
-                       [--die-after N] [--wait MODE]
+                       [--seed S] [--ack] [--die-after N] [--wait MODE]
   peer.py produce PATH --count N --max-len M [--timeout S] [--die-after N]
-                       [--id ID] [--first I] [--zero-copy] [--wait MODE]
+                       [--id ID] [--first I] [--zero-copy] [--seed S] [--ack]
+                       [--wait MODE]
 
 PATH is the segment file (/dev/shm/NAME, or a file in another directory).
 
@@ -40,8 +41,17 @@ tail and the statistics are summed over the lanes.
 
 The test pattern, shared with the Go test: pool[k] = ((k*131) ^ (k>>3)) & 0xff
 for k in [0, 4096+M); message i is pool[s : s+n] with n = (i*7919) % (M+1)
-and s = (i*37) % 4096. A stamped message (--id) is the u32 producer id and
-the u32 index i, little-endian, then pattern message i.
+and s = (i*37) % 4096. With --seed S the sizes are random instead:
+n = splitmix64((S << 32) + i) % (M+1) (splitmix64 as in Go's tests). A
+stamped message (--id) is the u32 producer id and the u32 index i,
+little-endian, then pattern message i.
+
+--ack reports progress line by line on stdout, before the final summary:
+a consumer takes each message with peek, prints "ack ID SEQ" (stamped) or
+"ack I", and only then releases it, so every message released was
+acknowledged first; a producer prints "sent I" once send returned. A
+process killed mid-stream has thus acknowledged at least what it released
+(consumer) and no more than what it committed (producer).
 
 Errors print {"error": KIND, "detail": TEXT} and exit with status 1. KIND is
 one of the Go sentinels' names: not-exist, not-segment, not-ready, foreign,
@@ -67,14 +77,30 @@ import ringwire  # noqa: E402
 class Pattern:
     """The deterministic test messages (see the module comment)."""
 
-    def __init__(self, max_len):
+    def __init__(self, max_len, seed=None):
         self.max_len = max_len
+        self.seed = seed
         self.pool = bytes(((k * 131) ^ (k >> 3)) & 0xFF for k in range(4096 + max_len))
 
+    def size(self, i):
+        if self.seed is None:
+            return (i * 7919) % (self.max_len + 1)
+        return splitmix64(((self.seed << 32) + i) & M64) % (self.max_len + 1)
+
     def msg(self, i):
-        n = (i * 7919) % (self.max_len + 1)
+        n = self.size(i)
         s = (i * 37) % 4096
         return self.pool[s: s + n]
+
+
+M64 = (1 << 64) - 1
+
+
+def splitmix64(z):
+    z = (z + 0x9E3779B97F4A7C15) & M64
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & M64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & M64
+    return z ^ (z >> 31)
 
 
 class Digest:
@@ -105,16 +131,28 @@ def consume(args, out):
         c = ring.consumer()
         deadline = time.monotonic() + args.timeout
         total = Digest()
-        pat = Pattern(args.check_pattern) if args.check_pattern is not None else None
+        pat = Pattern(args.check_pattern, args.seed) if args.check_pattern is not None else None
         first_bad = -1
         per_id = {}
+        write = sys.stdout.write
+        flush = sys.stdout.flush
         while True:
             try:
-                m = c.recv(timeout=max(0.0, deadline - time.monotonic()))
+                if args.ack:
+                    m = bytes(c.peek(timeout=max(0.0, deadline - time.monotonic())))
+                else:
+                    m = c.recv(timeout=max(0.0, deadline - time.monotonic()))
             except ringwire.EndOfStream:
                 break
             except TimeoutError:
                 raise TimeoutError("no end of stream after %gs (%d messages)" % (args.timeout, total.count))
+            if args.ack:
+                if args.stamped and len(m) >= 8:
+                    write("ack %d %d\n" % struct.unpack_from("<II", m))
+                else:
+                    write("ack %d\n" % total.count)
+                flush()
+                c.release()
             if args.stamped:
                 if len(m) < 8:
                     if first_bad < 0:
@@ -153,7 +191,7 @@ def produce(args, out):
     try:
         p = ring.producer()
         deadline = time.monotonic() + args.timeout
-        pat = Pattern(args.max_len)
+        pat = Pattern(args.max_len, args.seed)
         dg = Digest()
         for k in range(args.count):
             i = args.first + k
@@ -171,6 +209,9 @@ def produce(args, out):
             except TimeoutError:
                 raise TimeoutError("no room after %gs (%d sent)" % (args.timeout, k))
             dg.add(msg)
+            if args.ack:
+                sys.stdout.write("sent %d\n" % i)
+                sys.stdout.flush()
             if args.die_after and k + 1 == args.die_after:
                 os._exit(3)
         tail, lane = p.tail, p.lane
@@ -228,6 +269,8 @@ def main(argv):
         sp.add_argument("--die-after", type=int, default=0)
         sp.add_argument("--wait", default="adaptive", choices=("adaptive", "block", "spin"))
         sp.add_argument("--peer-check", type=float, default=0.05)
+        sp.add_argument("--seed", type=int, help="random message sizes from this seed")
+        sp.add_argument("--ack", action="store_true", help="report each message on stdout")
         if name == "consume":
             sp.add_argument("--check-pattern", type=int, metavar="MAXLEN")
             sp.add_argument("--stamped", action="store_true")
