@@ -5,8 +5,9 @@
 #
 #   scripts/python-test.sh          run the suite with python3
 #   PYTHON=python3.12 scripts/python-test.sh
-#   scripts/python-test.sh -v       arguments go to unittest
+#   scripts/python-test.sh -v       verbose; other arguments select tests by id
 #
+# Skipped tests are listed at the end with their reasons.
 # NumPy and xxhash are optional: the tests that need NumPy skip without it
 # (Debian: apt-get install python3-numpy python3-xxhash).
 set -euo pipefail
@@ -26,4 +27,4 @@ if ! command -v "$PYTHON" >/dev/null 2>&1; then
 fi
 "$PYTHON" --version
 "$PYTHON" -c 'import sys; sys.path.insert(0, "python"); import ringwire, ringwire._xxh64 as x; print("ringwire", ringwire.__version__, "| rings supported here:", ringwire.supported(), "| xxhash module:", x.ACCELERATED)'
-exec "$PYTHON" -m unittest discover -s python/tests -t python/tests "$@"
+exec "$PYTHON" python/tests/run.py "$@"

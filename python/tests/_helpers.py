@@ -1,8 +1,9 @@
 """Shared helpers of the unit tests; also a child-process driver:
 
     python3 _helpers.py produce DIR NAME FIRST COUNT SIZE   (prints "ready" after attaching)
-    python3 _helpers.py consume DIR NAME                    (prints one line per message, then "eof")
+    python3 _helpers.py consume DIR NAME [PEER_CHECK]       (prints one line per message, then "eof")
     python3 _helpers.py attach-shm NAME                     (attaches a SharedMemory, writes, exits)
+    python3 _helpers.py numpy-shm NAME COUNT                (a NumPy view of a SharedMemory: checks, doubles, exits)
 """
 
 import os
@@ -56,7 +57,8 @@ def main(argv):
         return 0
     if role == "consume":
         d, name = argv[1], argv[2]
-        with ringwire.Ring.open(name, dir=d) as r, r.consumer() as c:
+        wait = ringwire.Wait(peer_check=float(argv[3])) if len(argv) > 3 else None
+        with ringwire.Ring.open(name, dir=d, wait=wait) as r, r.consumer() as c:
             print("ready", flush=True)
             for m in c:
                 (i,) = struct.unpack_from("<I", m)
@@ -66,6 +68,18 @@ def main(argv):
     if role == "attach-shm":
         shm = ringwire.SharedMemory(argv[1])
         shm.buf[0] = 42
+        shm.close()
+        return 0  # exits: the segment must stay
+    if role == "numpy-shm":
+        import numpy as np
+        shm = ringwire.SharedMemory(argv[1])
+        a = np.ndarray((int(argv[2]),), dtype=np.float64, buffer=shm.buf)
+        if not (a == np.arange(len(a))).all():
+            print("bad", flush=True)
+            return 1
+        a *= 2  # in place: the parent's view sees it
+        print("doubled", float(a.sum()), flush=True)
+        del a
         shm.close()
         return 0  # exits: the segment must stay
     raise SystemExit("unknown role %r" % role)

@@ -530,6 +530,44 @@ class ProcessTest(RingTestCase):
         self.assertEqual(out.split()[:2], ["ready", "0"])
         self.assertEqual(got, list(range(n + 1000)))
 
+    def test_idle_consumer_process_parks_and_wakes(self):
+        # An idle consumer in another process uses no CPU (its utime+stime
+        # in /proc/PID/stat over 2 s), and the first message wakes it at
+        # once: its peer check is 5 s, so only the futex wake-up can.
+        if not os.path.exists("/proc/self/stat"):
+            self.skipTest("needs /proc/PID/stat to measure CPU time")
+        import select
+        r = self.create()
+        p = r.producer()
+        cons = _helpers.child("consume", self.dir, "r", 5.0)
+        self.addCleanup(cons.kill)
+        self.assertEqual(cons.stdout.readline().split(), ["ready"])
+
+        def cpu_ticks():
+            with open("/proc/%d/stat" % cons.pid) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            return int(fields[11]) + int(fields[12])  # utime, stime, in clock ticks
+
+        hz = os.sysconf("SC_CLK_TCK")
+        for i, idle in enumerate((2.0, 0.3)):
+            time.sleep(0.2)  # past its spinning: parked
+            before = cpu_ticks()
+            time.sleep(idle)
+            used = (cpu_ticks() - before) / hz
+            self.assertLess(used, 0.03, "idle consumer used %.3f s of CPU in %.1f s" % (used, idle))
+            self.assertEqual(r.info()["consumer_parked"], 1)
+            t0 = time.monotonic()
+            p.send(_helpers.message(i, 16))
+            ready, _, _ = select.select([cons.stdout], [], [], 4.0)
+            self.assertTrue(ready, "the consumer did not wake on the message")
+            self.assertEqual(cons.stdout.readline().split(), [str(i), "16"])
+            woke = time.monotonic() - t0
+            self.assertLess(woke, 1.0, "the consumer woke %.3f s after the send" % woke)
+        p.close()
+        out, err = cons.communicate(timeout=30)
+        self.assertEqual(cons.returncode, 0, err)
+        self.assertEqual(out.split(), ["eof"])
+
     def test_killed_consumer_is_replaced(self):
         r = self.create()
         p = r.producer()

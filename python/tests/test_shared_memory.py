@@ -126,6 +126,22 @@ class SharedMemoryTest(unittest.TestCase):
         other.close()
         del a
 
+    @unittest.skipIf(np is None, "NumPy is not installed")
+    def test_numpy_across_processes(self):
+        # The parent writes through its array, a child process attaches and
+        # doubles the values through its own array over the same pages, and
+        # exits; the parent's array sees the change and the segment stays.
+        a = np.ndarray((512,), dtype=np.float64, buffer=self.shm.buf)
+        a[:] = np.arange(512)
+        p = _helpers.child("numpy-shm", self.shm.name, 512)
+        out, err = p.communicate(timeout=60)
+        self.assertEqual(p.returncode, 0, out + err)
+        self.assertEqual(out.split(), ["doubled", str(float(2 * sum(range(512))))])
+        self.assertNotIn("leaked", err)
+        np.testing.assert_array_equal(a, 2 * np.arange(512))
+        self.assertTrue(os.path.exists(self.path()))
+        del a
+
     def test_pickle(self):
         import pickle
         s = pickle.loads(pickle.dumps(self.shm))
