@@ -1,0 +1,5 @@
+//go:build race
+
+package natsbridge
+
+const raceOn = true
