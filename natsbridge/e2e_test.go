@@ -105,7 +105,7 @@ func testEndToEnd(t *testing.T, n int, stream string) {
 	if stream == "" {
 		// Core NATS keeps nothing for a subscriber that is not there yet.
 		waitFor(t, 10*time.Second, "the subscription", func() bool {
-			sz, err := s.Subsz(&server.SubszOpts{Test: "orders.lane.0"})
+			sz, err := s.Subsz(&server.SubszOptions{Test: "orders.lane.0", Subscriptions: true})
 			return err == nil && sz.Total > 0
 		})
 	}
