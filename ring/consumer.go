@@ -52,6 +52,7 @@ type Consumer struct {
 
 	peeked    *clane // the lane of the message returned by Peek, until Release
 	peekedRec record
+	ahead     int // messages returned by Next and not yet released, all lanes
 
 	unflushed counters
 }
@@ -63,6 +64,12 @@ type clane struct {
 	released uint64 // the shared head as last stored
 	hot      bool   // in Consumer.hot
 	idle     int    // polls in a row that found the lane empty
+
+	// Read-ahead (Next): the messages in [released, head) were returned
+	// by Next and are not released; ahead counts them, and lastPos and
+	// lastEnd are the position and end of the last one.
+	ahead            int
+	lastPos, lastEnd uint64
 }
 
 // record is a validated data record at a lane's read position.
@@ -203,6 +210,9 @@ func (c *Consumer) TryRecvAppend(dst []byte) ([]byte, error) {
 // recv copies the next message to dst, verifies the copy and releases the
 // record; a nil ctx means do not wait.
 func (c *Consumer) recv(ctx context.Context, dst []byte) ([]byte, error) {
+	if err := c.readingAhead("receive"); err != nil {
+		return dst, err
+	}
 	rec, cl, err := c.nextWait(ctx)
 	if err != nil {
 		return dst, err
@@ -253,6 +263,9 @@ func (c *Consumer) TryPeek() ([]byte, error) {
 }
 
 func (c *Consumer) peek(ctx context.Context) ([]byte, error) {
+	if err := c.readingAhead("peek"); err != nil {
+		return nil, err
+	}
 	rec, cl, err := c.nextWait(ctx)
 	if err != nil {
 		return nil, err
@@ -302,6 +315,9 @@ func (c *Consumer) Drain(ctx context.Context, max int, fn func(msg []byte) error
 func (c *Consumer) drain(ctx context.Context, max int, fn func([]byte) error) (n int, err error) {
 	if max <= 0 {
 		return 0, nil
+	}
+	if err := c.readingAhead("drain"); err != nil {
+		return 0, err
 	}
 	rec, cl, err := c.nextWait(ctx)
 	for err == nil {
@@ -550,6 +566,12 @@ func (c *Consumer) poll() (bool, error) {
 			if cl.words[int(cl.head&c.r.geo.mask)/4].Load() != 0 {
 				c.heat(0)
 				return true, nil
+			}
+			if c.g.isClosed() {
+				// Closed while this poll ran (Ring.Close closes the
+				// consumer before the producer): the handle's own close
+				// is the answer, not the end of the stream.
+				return false, c.r.errorf("receive: %w", ErrClosed)
 			}
 			return false, io.EOF
 		}
