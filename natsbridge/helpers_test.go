@@ -139,9 +139,18 @@ func parse(t testing.TB, b []byte) (prod byte, seq uint64) {
 // producer prod, retrying a send that failed because the consumer (the
 // bridge) was killed: a send that returned nil is committed.
 func produce(ctx context.Context, p *ring.Producer, prod byte, n int, maxSize int, seed uint64) error {
+	return producePaced(ctx, p, prod, n, maxSize, seed, 0)
+}
+
+// producePaced is produce that sleeps a millisecond every pace messages
+// (0: never), to stretch a stream over a test's crashes.
+func producePaced(ctx context.Context, p *ring.Producer, prod byte, n int, maxSize int, seed uint64, pace int) error {
 	rng := rand.New(rand.NewPCG(seed, uint64(prod)))
 	buf := make([]byte, 0, maxSize)
 	for seq := uint64(0); seq < uint64(n); seq++ {
+		if pace > 0 && seq%uint64(pace) == 0 {
+			time.Sleep(time.Millisecond)
+		}
 		msg := payload(buf, prod, seq, hdrLen+rng.IntN(maxSize-hdrLen+1))
 		for {
 			err := p.SendContext(ctx, msg)
@@ -207,8 +216,16 @@ func (c *checker) add(b []byte) {
 
 // consume reads ring c into chk until ctx ends, tolerating producer deaths.
 func consume(ctx context.Context, c *ring.Consumer, chk *checker) {
+	consumePaced(ctx, c, chk, 0)
+}
+
+// consumePaced is consume that sleeps a millisecond every pace messages.
+func consumePaced(ctx context.Context, c *ring.Consumer, chk *checker, pace int) {
 	buf := make([]byte, 0, 64<<10)
-	for ctx.Err() == nil {
+	for i := 0; ctx.Err() == nil; i++ {
+		if pace > 0 && i%pace == 0 {
+			time.Sleep(time.Millisecond)
+		}
 		var err error
 		buf, err = c.RecvAppendContext(ctx, buf[:0])
 		if err == nil {
@@ -227,28 +244,35 @@ func consume(ctx context.Context, c *ring.Consumer, chk *checker) {
 }
 
 // startChild runs Main(args) in a re-executed test binary.
-func startChild(t testing.TB, args ...string) (*exec.Cmd, *strings.Builder) {
+func startChild(t testing.TB, args ...string) (*exec.Cmd, *lockedWriter) {
 	t.Helper()
 	b, _ := json.Marshal(args)
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), childEnv+"="+string(b))
-	var out strings.Builder
-	cmd.Stderr = &lockedWriter{w: &out}
+	out := &lockedWriter{}
+	cmd.Stderr = out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	return cmd, &out
+	return cmd, out
 }
 
+// lockedWriter collects a child's stderr.
 type lockedWriter struct {
 	mu sync.Mutex
-	w  io.Writer
+	b  strings.Builder
 }
 
 func (l *lockedWriter) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.w.Write(p)
+	return l.b.Write(p)
+}
+
+func (l *lockedWriter) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 // streamIDs reads every message of the stream and returns their
