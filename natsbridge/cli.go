@@ -60,6 +60,7 @@ type Config struct {
 	Verbose      bool     `json:"verbose"`
 	StatsEvery   Duration `json:"stats_every"`
 	Metrics      string   `json:"metrics"`
+	Wait         string   `json:"wait"`
 }
 
 const usage = `ringbridge moves messages between a ringwire ring and NATS.
@@ -136,6 +137,7 @@ func parseConfig(dir string, args []string, stderr io.Writer) (Config, error) {
 		Batch:        DefaultBatch,
 		AckWait:      Duration(DefaultAckWait),
 		StatsEvery:   Duration(5 * time.Second),
+		Wait:         "block",
 	}
 	// The config file first, so that flags override it.
 	for i, a := range args {
@@ -188,6 +190,7 @@ func parseConfig(dir string, args []string, stderr io.Writer) (Config, error) {
 	fs.BoolVar(&cfg.Verbose, "v", cfg.Verbose, "print the counters every -stats-every")
 	every := time.Duration(cfg.StatsEvery)
 	fs.DurationVar(&every, "stats-every", every, "how often -v prints the counters")
+	fs.StringVar(&cfg.Wait, "wait", cfg.Wait, "how the bridge waits on the ring: block (a futex: no CPU while idle, leaves the CPUs to the NATS client), adaptive, yield or spin")
 	fs.StringVar(&cfg.Metrics, "metrics", cfg.Metrics, "serve Prometheus metrics on this address (e.g. :9464) at /metrics")
 	ackTimeout := time.Duration(cfg.AckTimeout)
 	ackWait := time.Duration(cfg.AckWait)
@@ -281,7 +284,11 @@ func run(ctx context.Context, dir string, cfg Config, logger *log.Logger) error 
 			return err
 		}
 	}
-	ao := ring.AttachOptions{Dir: cfg.Dir}
+	mode, err := ring.ParseWaitMode(cfg.Wait)
+	if err != nil {
+		return &PermanentError{err}
+	}
+	ao := ring.AttachOptions{Dir: cfg.Dir, Wait: ring.Wait{Mode: mode}}
 	if dir == "out" {
 		c, err := waitRing(ctx, logf, cfg.Ring, func() (*ring.Consumer, error) { return ring.OpenConsumer(cfg.Ring, ao) })
 		if err != nil {

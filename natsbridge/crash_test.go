@@ -117,7 +117,7 @@ func TestInKilled(t *testing.T) {
 	buf := make([]byte, 0, 256)
 	rng := rand.New(rand.NewPCG(5, 6))
 	for seq := range uint64(n) {
-		if _, err := js.PublishAsync("k.0", payload(buf, 0, seq, hdrLen+rng.IntN(248))); err != nil {
+		if err := publishAsync(js, "k.0", payload(buf, 0, seq, hdrLen+rng.IntN(248))); err != nil {
 			t.Fatal(err)
 		}
 	}

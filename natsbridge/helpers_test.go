@@ -338,3 +338,18 @@ func (c *checker) wait(t testing.TB, d time.Duration, status func() string) {
 		t.Fatalf("timed out after %v: %d of %d arrived; %s", d, got, c.want, status())
 	}
 }
+
+// publishAsync publishes with flow control: when too many publishes await
+// their acknowledgements, it waits for them and tries again.
+func publishAsync(js jetstream.JetStream, subj string, data []byte) error {
+	for {
+		_, err := js.PublishAsync(subj, data)
+		if !errors.Is(err, jetstream.ErrTooManyStalledMsgs) {
+			return err
+		}
+		select {
+		case <-js.PublishAsyncComplete():
+		case <-time.After(time.Second):
+		}
+	}
+}
