@@ -1,5 +1,7 @@
 package bench
 
+import "errors"
+
 // streamSend is the peer's side of one stream round: send as fast as the
 // transport takes messages, warm-up marks for r.Settle, then the measured
 // ones (one in stampEvery timestamped), then a stop mark. Every message
@@ -36,20 +38,26 @@ func streamSend(conn Conn, pat *pattern, msg []byte, key *uint64, r roundSpec) e
 	return send(wordStop)
 }
 
+// batchReceiver is a Conn that can hand over every message ready now in
+// one call, releasing them once (the ring's Drain).
+type batchReceiver interface {
+	RecvBatch(fn func(m []byte) error) error
+}
+
+// errStreamStop ends a batch at the stop mark.
+var errStreamStop = errors.New("bench: stop mark")
+
 // streamRound is the parent's side of one stream round: it reads every
 // byte of every message and checks it against its key, counts the measured
 // ones from the first one's arrival, and records one-way latency from
-// their timestamps, until the stop mark.
+// their timestamps, until the stop mark. A transport that receives in
+// batches is read that way.
 func (s *session) streamRound(progress *Progress) (n, elapsed int64, err error) {
 	var start int64
-	for {
-		m, err := s.conn.Recv(s.buf)
-		if err != nil {
-			return 0, 0, err
-		}
+	take := func(m []byte) error {
 		w, err := s.pat.check(m, s.seq)
 		if err != nil {
-			return 0, 0, err
+			return err
 		}
 		s.seq++
 		switch w {
@@ -57,9 +65,9 @@ func (s *session) streamRound(progress *Progress) (n, elapsed int64, err error) 
 			if n > 0 {
 				elapsed = Mono() - start
 			}
-			return n, elapsed, nil
+			return errStreamStop
 		case wordWarmup:
-			continue
+			return nil
 		}
 		if n == 0 {
 			start = Mono()
@@ -70,6 +78,41 @@ func (s *session) streamRound(progress *Progress) (n, elapsed int64, err error) 
 		}
 		if n&1023 == 0 {
 			progress.set(n)
+		}
+		return nil
+	}
+	if b, ok := s.conn.(batchReceiver); ok {
+		// The stop mark is taken (released) like any message: nothing
+		// follows it in this round.
+		stopped := false
+		batch := func(m []byte) error {
+			if stopped {
+				return errors.New("bench: a message after the stop mark")
+			}
+			if err := take(m); err != errStreamStop {
+				return err
+			}
+			stopped = true
+			return nil
+		}
+		for !stopped {
+			if err := b.RecvBatch(batch); err != nil {
+				return 0, 0, err
+			}
+		}
+		return n, elapsed, nil
+	}
+	for {
+		m, err := s.conn.Recv(s.buf)
+		if err != nil {
+			return 0, 0, err
+		}
+		switch err := take(m); err {
+		case nil:
+		case errStreamStop:
+			return n, elapsed, nil
+		default:
+			return 0, 0, err
 		}
 	}
 }
