@@ -54,6 +54,11 @@ type Consumer struct {
 	peekedRec record
 	ahead     int // messages returned by Next and not yet released, all lanes
 
+	// notice is what a Poller found while it watched this consumer: the
+	// end of the stream, a dead producer. The next receive that finds
+	// every lane empty returns it, once, as a blocking receive would.
+	notice error
+
 	unflushed counters
 }
 
@@ -203,7 +208,7 @@ func (c *Consumer) TryRecvAppend(dst []byte) ([]byte, error) {
 	if !c.g.enter() {
 		return dst, c.leave(c.r.errorf("receive: %w", ErrClosed))
 	}
-	dst, err := c.recv(nil, dst)
+	dst, err := c.recv(noWait, dst)
 	return dst, c.leave(err)
 }
 
@@ -258,7 +263,7 @@ func (c *Consumer) TryPeek() ([]byte, error) {
 	if !c.g.enter() {
 		return nil, c.leave(c.r.errorf("peek: %w", ErrClosed))
 	}
-	msg, err := c.peek(nil)
+	msg, err := c.peek(noWait)
 	return msg, c.leave(err)
 }
 
@@ -312,6 +317,12 @@ func (c *Consumer) Drain(ctx context.Context, max int, fn func(msg []byte) error
 	return n, c.leave(err)
 }
 
+// TryDrain is Drain that returns ErrEmpty instead of waiting for the
+// first message.
+func (c *Consumer) TryDrain(max int, fn func(msg []byte) error) (int, error) {
+	return c.Drain(noWait, max, fn)
+}
+
 func (c *Consumer) drain(ctx context.Context, max int, fn func([]byte) error) (n int, err error) {
 	if max <= 0 {
 		return 0, nil
@@ -351,10 +362,16 @@ func (c *Consumer) drain(ctx context.Context, max int, fn func([]byte) error) (n
 	return n, err
 }
 
+// noWait is the nil context that the Try forms pass down: do not wait.
+var noWait context.Context
+
 // nextWait is next that waits for a message; a nil ctx means do not wait.
 func (c *Consumer) nextWait(ctx context.Context) (record, *clane, error) {
 	for i := 0; ; i++ {
 		rec, cl, err := c.next()
+		if err == ErrEmpty && c.notice != nil {
+			err, c.notice = c.notice, nil
+		}
 		if err != ErrEmpty || ctx == nil {
 			return rec, cl, err
 		}

@@ -103,7 +103,7 @@ func (c *Consumer) TryNext() (Message, error) {
 	if !c.g.enter() {
 		return Message{}, c.leave(c.r.errorf("next: %w", ErrClosed))
 	}
-	m, err := c.next1(nil)
+	m, err := c.next1(noWait)
 	return m, c.leave(err)
 }
 

@@ -97,7 +97,7 @@ func TestReadAhead(t *testing.T) {
 	if _, err := c.TryPeek(); !errors.Is(err, ring.ErrPending) {
 		t.Fatalf("TryPeek while reading ahead: %v", err)
 	}
-	if _, err := c.Drain(nil, 10, func([]byte) error { return nil }); !errors.Is(err, ring.ErrPending) {
+	if _, err := c.TryDrain(10, func([]byte) error { return nil }); !errors.Is(err, ring.ErrPending) {
 		t.Fatalf("Drain while reading ahead: %v", err)
 	}
 	// Refusals release nothing.
