@@ -26,7 +26,7 @@ import "github.com/ringwire/ringwire/codec"
 //	12  u32 ring flags: bit 0 MPSC, bit 1 frames carry checksums
 //	16  u64 lane capacity: data bytes per lane, a power of two in [4096, 2^40]
 //	24  u64 data offset: alignUp(1024 + lanes*256, 4096)
-//	32  u64 segment size: data offset + lanes*capacity
+//	32  u64 segment size: data offset + lanes*capacity (lanes*capacity <= 2^40)
 //	40  u32 max frame length: header + largest payload, <= capacity/2
 //	44  u32 lane count: 1 for SPSC, [1, 1024] for MPSC
 //	48  i64 creation time, Unix nanoseconds
@@ -58,9 +58,11 @@ import "github.com/ringwire/ringwire/codec"
 // The producer block, written by the lane's producer:
 //
 //	+0  u64 tail: the position after the last committed record, published
-//	        at a bounded lag (every flushEvery records, before the producer
-//	        parks, and at close). A hint for inspection and recovery; the
-//	        consumer never needs it.
+//	        at a bounded lag (every flushEvery records, every half lap,
+//	        before the producer parks, and at close), so head is never more
+//	        than a lap past it. A hint for inspection and takeover; the
+//	        consumer reads it only to decide whether to wake a parked
+//	        producer, when it is exact.
 //	+8  u32 producer state: 0 never attached, 1 attached, 2 closed cleanly
 //	+12 u32 producer's process id (informational)
 //	+16 u64 messages sent
@@ -76,8 +78,10 @@ import "github.com/ringwire/ringwire/codec"
 //	         are released
 //	+136 u32 producer futex word: the consumer adds 1 to it before waking the
 //	         lane's producer
-//	+140 u32 producer waiting, written by the producer: 1 while it announces
-//	         that it may sleep for room
+//	+140 u32 producer waiting, written by the producer: 0, or while it
+//	         announces that it may sleep, the free bytes it waits for (its
+//	         frame and at least a quarter of the lane, capped at 2^32-1): the
+//	         consumer wakes it when a release makes that much room for room
 //
 // Positions are byte counts since the lane was created, monotonically
 // increasing; a position's offset in the lane's data region is

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"math"
 	"os"
 	"sync/atomic"
 
@@ -441,7 +442,9 @@ func (p *Producer) poll() (bool, error) {
 // lowWater is the free space a producer waits for before it resumes: what
 // the frame needs, and at least a quarter of the lane, so that a full lane
 // refills in bursts rather than in lockstep with the consumer.
-func (p *Producer) lowWater() int { return max(p.need, p.r.geo.capacity/4) }
+// It is at most 2^32-1, so that it fits the lane's waiting word whatever
+// the lane's size.
+func (p *Producer) lowWater() int { return min(max(p.need, p.r.geo.capacity/4), math.MaxUint32) }
 
 func (p *Producer) peer() error {
 	r := p.r
