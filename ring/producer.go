@@ -444,7 +444,17 @@ func (p *Producer) poll() (bool, error) {
 // refills in bursts rather than in lockstep with the consumer.
 // It is at most 2^32-1, so that it fits the lane's waiting word whatever
 // the lane's size.
-func (p *Producer) lowWater() int { return min(max(p.need, p.r.geo.capacity/4), math.MaxUint32) }
+func (p *Producer) lowWater() int {
+	w := max(p.need, p.r.geo.capacity/4)
+	if uint64(w) > math.MaxUint32 {
+		w = int(maxWaiting)
+	}
+	return w
+}
+
+// maxWaiting is the largest value of a waiting word (a variable, so that
+// the conversion above compiles where int has 32 bits).
+var maxWaiting uint32 = math.MaxUint32
 
 func (p *Producer) peer() error {
 	r := p.r
