@@ -82,6 +82,19 @@ func waitReady(t *testing.T, pl *ring.Poller, d time.Duration) []*ring.Consumer 
 	return ready
 }
 
+// wokenReady is waitReady for a Wait that only a wake-up can end in time:
+// it fails if the Wait took a second or more (the deadline's own wake-up,
+// at 2 s, would find the message too late).
+func wokenReady(t *testing.T, pl *ring.Poller) []*ring.Consumer {
+	t.Helper()
+	start := time.Now()
+	ready := waitReady(t, pl, 2*time.Second)
+	if d := time.Since(start); d >= time.Second {
+		t.Fatalf("Wait returned after %v: the commit's wake-up was lost", d)
+	}
+	return ready
+}
+
 func TestPollerBasics(t *testing.T) {
 	forEachParking(t, func(t *testing.T) {
 		_, ps, cs, pl := pollerRings(t, 3, ring.Options{}, ring.Wait{PeerCheck: 10 * time.Millisecond})
@@ -162,7 +175,7 @@ func TestPollerWakesParked(t *testing.T) {
 				for round := range 20 {
 					k := (round * 7) % n
 					send <- k
-					ready := waitReady(t, pl, 5*time.Second)
+					ready := wokenReady(t, pl)
 					if len(ready) != 1 || ready[0] != cs[k] {
 						t.Fatalf("round %d: ready %d consumers, want consumer %d", round, len(ready), k)
 					}
@@ -191,7 +204,7 @@ func TestPollerWakesParkedMPSC(t *testing.T) {
 		send := sender(t, ps)
 		for round := range 20 {
 			send <- round % len(ps)
-			ready := waitReady(t, pl, 5*time.Second)
+			ready := wokenReady(t, pl)
 			if len(ready) != 1 || ready[0] != cs[1] {
 				t.Fatalf("round %d: ready %v", round, ready)
 			}
@@ -447,7 +460,7 @@ func TestPollerCrossProcess(t *testing.T) {
 				fmt.Fprintf(ins[k], "%d\n", round)
 			}()
 			close(ch)
-			ready := waitReady(t, pl, 10*time.Second)
+			ready := wokenReady(t, pl)
 			if len(ready) != 1 || ready[0] != cs[k] {
 				t.Fatalf("round %d: %d ready, want ring %d", round, len(ready), k)
 			}
