@@ -22,13 +22,31 @@
 //
 // # Sending and receiving
 //
-// Producers: Send (waits while the ring is full), TrySend (ErrFull instead
-// of waiting), SendContext, SendBatch, and zero-copy Reserve and Commit.
-// Consumers: Recv (a copy), RecvAppend (into a caller's buffer), and
-// zero-copy Peek and Release, each with a Try and a Context form. Every
-// message arrives once, in order, byte for byte; zero-length messages are
-// legal; a message larger than MaxMessage is ErrTooLarge and nothing is
-// written. The hot paths allocate nothing.
+// Every call that may wait comes in three forms: the plain one waits as
+// the side's Wait strategy says, the Context form gives up when its
+// context ends, and the Try form returns ErrFull or ErrEmpty instead of
+// waiting. (Drain and Next take a context; a nil one means the Try form.)
+//
+// Producers: Send, SendContext, TrySend; SendBatch (a context, several
+// messages); zero-copy Reserve, ReserveContext, TryReserve, then Commit,
+// or Abort to give the room back unseen.
+//
+// Consumers: Recv (a copy), RecvAppend (into a caller's buffer), Peek then
+// Release (in place, one message), Drain (in place, a batch, heads stored
+// once), each with its Context and Try forms; and read-ahead: Next
+// returns a Message in place with its MessageID (the ring's instance, the
+// lane, the position) without releasing it, successive calls reading
+// further, and ReleaseThrough(id) releases a lane's messages up to id. The
+// MessageID is stable across consumers: a consumer that takes over after
+// a crash delivers an unreleased message again with the same id, which
+// lets a forwarder deduplicate downstream.
+//
+// Every message arrives once, in order per producer, byte for byte;
+// zero-length messages are legal; a message larger than MaxMessage is
+// ErrTooLarge and nothing is written. ErrPending means one thing: a call
+// out of order (Commit without Reserve, Recv while a Peek or messages read
+// ahead are unreleased, ReleaseThrough of a message already released). The
+// hot paths allocate nothing.
 //
 // # Waiting
 //
@@ -38,6 +56,13 @@
 // so nothing makes a system call per message while messages flow. Every
 // wait checks the peer's liveness each Wait.PeerCheck, so a dead peer
 // gives ErrPeerDead rather than a hang; contexts end waits at once.
+//
+// A Poller waits on many consumers at once, with no goroutine per ring:
+// it polls them all, then parks in one futex_waitv system call over their
+// rings (Linux 5.16 and later; see Poller for more than 128 rings and for
+// the fallback), and returns the consumers that have a message, reached
+// their end, or lost their producer. WaitChan offers the same wait as a
+// channel for select loops.
 //
 // # Lifecycle and crashes
 //
@@ -49,11 +74,10 @@
 // waiting peer learns of a death (ErrPeerDead) without trusting PIDs.
 // A producer's Close lets the consumer drain and then get io.EOF; a
 // consumer's Close makes producers' sends fail with ErrClosed at once.
-// In MPSC, the record of a producer that died before committing is skipped
-// at once, and that of a live producer that stalls longer than
-// Wait.Unblock is skipped and its late commit fails with ErrSkipped;
-// committed messages are never lost, and a consumer that takes over after
-// a crash delivers again only what the dead one had not released.
+// In MPSC each producer writes its own lane, so a producer that dies or
+// stalls holds up nothing but its own lane; committed messages are never
+// lost, and a consumer that takes over after a crash delivers again only
+// what the dead one had not released.
 //
 // # Trust
 //

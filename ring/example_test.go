@@ -1,6 +1,7 @@
 package ring_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -103,4 +104,113 @@ func ExampleOpen() {
 	// Output:
 	// true
 	// true
+}
+
+// A Poller waits on many rings at once: here three producers close, one
+// after sending a message. Wait returns the ready consumers; each is
+// received from until ErrEmpty, and gives io.EOF at its end.
+func ExamplePoller() {
+	dir, _ := os.MkdirTemp("", "ring-example")
+	defer os.RemoveAll(dir)
+	pl := ring.NewPoller()
+	defer pl.Close()
+	name := map[*ring.Consumer]string{}
+	for i := range 3 {
+		r, _ := ring.Create("", ring.Options{Dir: dir})
+		defer r.Close()
+		p, _ := r.Producer()
+		c, _ := r.Consumer()
+		pl.Add(c)
+		name[c] = fmt.Sprint("ring ", i)
+		if i == 1 {
+			p.Send([]byte("hello"))
+		}
+		p.Close()
+	}
+
+	for pl.Len() > 0 {
+		ready, err := pl.Wait(context.Background())
+		if err != nil {
+			panic(err)
+		}
+		for _, c := range ready {
+			for {
+				msg, err := c.TryRecv()
+				if err == ring.ErrEmpty {
+					break
+				}
+				if err != nil { // io.EOF; ErrPeerDead for a dead producer
+					fmt.Println(name[c], err)
+					pl.Remove(c)
+					break
+				}
+				fmt.Printf("%s %s\n", name[c], msg)
+			}
+		}
+	}
+	// Output:
+	// ring 0 EOF
+	// ring 1 hello
+	// ring 2 EOF
+	// ring 1 EOF
+}
+
+// Next reads ahead without releasing; ReleaseThrough hands a lane's
+// messages back up to an id, for example once a downstream system has
+// acknowledged them. The id, stable across consumers, deduplicates
+// redeliveries after a crash.
+func ExampleConsumer_Next() {
+	dir, _ := os.MkdirTemp("", "ring-example")
+	defer os.RemoveAll(dir)
+	r, _ := ring.Create("", ring.Options{Dir: dir})
+	defer r.Close()
+	p, _ := r.Producer()
+	c, _ := r.Consumer()
+	for _, m := range []string{"a", "b", "c"} {
+		p.Send([]byte(m))
+	}
+
+	var last ring.MessageID
+	for {
+		m, err := c.TryNext()
+		if err == ring.ErrEmpty {
+			break
+		}
+		fmt.Printf("%s at lane %d position %d\n", m.Data, m.ID.Lane, m.ID.Pos)
+		last = m.ID
+	}
+	// ... forward the messages, wait for the acknowledgements, then:
+	if err := c.ReleaseThrough(last); err != nil {
+		panic(err)
+	}
+	fmt.Println(c.ReleaseThrough(last) != nil) // already released
+	// Output:
+	// a at lane 0 position 0
+	// b at lane 0 position 16
+	// c at lane 0 position 32
+	// true
+}
+
+// Abort gives back a reservation that will not be committed: the
+// consumer never sees it, and the next message reuses its space.
+func ExampleProducer_Abort() {
+	dir, _ := os.MkdirTemp("", "ring-example")
+	defer os.RemoveAll(dir)
+	r, _ := ring.Create("", ring.Options{Dir: dir})
+	defer r.Close()
+	p, _ := r.Producer()
+	c, _ := r.Consumer()
+
+	buf, _ := p.Reserve(64)
+	copy(buf, "half a message, then the encoder failed")
+	p.Abort()
+	p.Send([]byte("the next one"))
+
+	msg, _ := c.TryRecv()
+	fmt.Printf("%s\n", msg)
+	_, err := c.TryRecv()
+	fmt.Println(err)
+	// Output:
+	// the next one
+	// ring: ring empty
 }

@@ -184,8 +184,10 @@ func (p *Poller) Close() error {
 // Wait blocks until at least one consumer has a message to receive, has
 // reached the end of its stream, or has lost its producer (SPSC), or
 // until ctx ends (ctx.Err()). It returns the ready consumers, in the order
-// they were added: the slice is the Poller's own, valid until the next
-// Wait, Add or Remove, and Wait allocates nothing in steady state.
+// they were added: the slice is the Poller's own, overwritten by the next
+// Wait (Add and Remove leave it as it is, so a consumer may be removed
+// while the slice is iterated), and Wait allocates nothing in steady
+// state.
 //
 // For each ready consumer, receive with a Try form (TryNext, TryRecv,
 // TryPeek) or Drain until ErrEmpty: the consumer's receive returns the
