@@ -14,11 +14,20 @@
 //
 // # Modes
 //
-// An SPSC ring (the default) carries one producer and one consumer. An
-// MPSC ring (Options.Mode = MPSC) carries up to Options.Slots producers,
-// in any processes, and one consumer; each producer's messages arrive in
-// the order it sent them. A Producer or Consumer is not safe for
-// concurrent use: give each goroutine its own Producer.
+// A ring is a set of lanes, each an SPSC ring with one writer. An SPSC
+// ring (the default) is one lane: one producer, one consumer. An MPSC ring
+// (Options.Mode = MPSC) has Options.Slots lanes (16 by default) of
+// Options.Capacity bytes each: up to that many producers, in any
+// processes, each on a lane of its own, and one consumer that serves the
+// lanes round-robin. Each producer's messages arrive in the order it sent
+// them; there is no order between producers.
+//
+// A Producer or Consumer is used by one goroutine at a time: give each
+// goroutine its own Producer. Close is the exception: it may be called
+// from any goroutine, and makes a call blocked in the handle return
+// ErrClosed, as net.Conn's Close does for a Read. Ring.Close does the same
+// for every role taken from the Ring, and the segment is unmapped only
+// after the last call using it has returned.
 //
 // # Sending and receiving
 //
