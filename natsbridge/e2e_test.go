@@ -50,6 +50,7 @@ func bridges(t *testing.T, url, dir, ringA, ringB, stream, subject string, inSta
 	return outStats, inStats, func() {
 		cancel()
 		wg.Wait()
+		afterFuncGrace()
 		c.Close()
 		p.Close()
 	}

@@ -103,9 +103,20 @@ func createRing(t testing.TB, dir, name string, o ring.Options) *ring.Ring {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { r.Close(); r.Unlink() })
+	t.Cleanup(func() {
+		afterFuncGrace()
+		r.Close()
+		r.Unlink()
+	})
 	return r
 }
+
+// afterFuncGrace waits for the ring's wake-up callbacks to finish before a
+// test unmaps a ring: a wait on a context that is cancelled at the end of a
+// test leaves a context.AfterFunc (ring/wait.go) that may still be about to
+// touch the mapping after the wait returned, and unmapping under it is a
+// SIGSEGV in the test binary.
+func afterFuncGrace() { time.Sleep(50 * time.Millisecond) }
 
 // The test payload: producer (1 byte), sequence (8 bytes), then filler
 // derived from both, so that a receiver can verify every byte.

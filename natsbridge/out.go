@@ -378,7 +378,14 @@ func (o *Out) runJS(ctx context.Context) error {
 			if ok {
 				o.hasPending, o.pending = true, m
 			}
-		case len(q) >= o.cfg.MaxInFlight:
+		case len(q) >= o.cfg.MaxInFlight || o.hasPending || q[len(q)-1].err != nil:
+			// The window is full, or the newest publish failed at once
+			// (the connection broke) and nothing more may be published
+			// until the ones before it settle and it is published again:
+			// wait for the oldest publish only. Reading the ring now would
+			// read a message there is no room to keep (o.pending holds at
+			// most one), and a message read and not kept is released with
+			// the later ones: lost.
 			settle(true)
 			if err := o.releaseIDs(ids); err != nil {
 				return err
@@ -416,7 +423,7 @@ func (o *Out) entry(m Message, last *string) *entry {
 // in the ring. The ring is read by a helper goroutine, and this one waits
 // for the helper to return before anything else touches the ring.
 func (o *Out) waitEither(ctx context.Context, head *entry) error {
-	if head.done || head.err != nil {
+	if head.done || head.err != nil || o.hasPending {
 		return nil
 	}
 	wctx, cancel := context.WithCancel(ctx)
