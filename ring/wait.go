@@ -198,9 +198,15 @@ func (r *Ring) await(ctx context.Context, w waiter, seq *atomic.Uint32) error {
 			continue
 		}
 		if stop == nil && ctx.Done() != nil {
+			// The callback may run after await has returned (stop cannot
+			// stop one already started), even after the Ring is closed:
+			// it touches the mapping only while it holds a reference.
 			stop = context.AfterFunc(ctx, func() {
-				seq.Add(1)
-				futex.WakeAtomic(seq, futex.All)
+				if r.acquire() {
+					seq.Add(1)
+					futex.WakeAtomic(seq, futex.All)
+					r.release()
+				}
 			})
 		}
 		s := seq.Load()

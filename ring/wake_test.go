@@ -404,7 +404,17 @@ func TestWakePingPong(t *testing.T) {
 			start := time.Now()
 			done := make(chan wakeResult, 1)
 			go func() { done <- wakeResult{err: pingPong(p, c, n)} }()
-			res := wakeAwait(t, "ping-pong", done, 30*time.Second, func() { req.Close(); rep.Close() })
+			res := wakeAwait(t, "ping-pong", done, 30*time.Second, func() {
+				// What each ring's shared words say, for the record.
+				for _, r := range []*Ring{req, rep} {
+					l := &r.lanes[0]
+					t.Logf("ring %s: consumer parked %d futex %d state %d; lane 0 head %d tail %d signal %d waiting %d word at head %#x; ready %#x",
+						r.Name(), r.consParked.Load(), r.consSeq.Load(), r.consState.Load(), l.head.Load(), l.tail.Load(),
+						l.signal.Load(), l.waiting.Load(), l.words[int(l.head.Load()&r.geo.mask)/4].Load(), r.ready[0].Load())
+				}
+				req.Close()
+				rep.Close()
+			})
 			if res.err != nil {
 				t.Fatal(res.err)
 			}
