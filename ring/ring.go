@@ -52,7 +52,9 @@ var (
 	ErrPeerDead = errors.New("ring: peer died")
 	// ErrPending: a call out of order: Send or Reserve while a reservation
 	// is open, Commit or Abort without one, a receive while a peeked
-	// message is not released, Release without a peeked message.
+	// message or messages read ahead with Next are not released, Release
+	// without a peeked message, ReleaseThrough of a message already
+	// released or not yet read.
 	ErrPending = errors.New("ring: call out of order")
 	// ErrBadOptions: Create was given options it cannot honour.
 	ErrBadOptions = errors.New("ring: bad options")
