@@ -505,7 +505,7 @@ func (c *Consumer) cool(cl *clane) bool {
 	if cl.head != cl.released {
 		return false // a batch still to release
 	}
-	cl.signal.Store(le32(1))
+	cl.signal.Swap(le32(1)) // fence: then the re-check
 	if cl.words[int(cl.head&c.r.geo.mask)/4].Load() != 0 {
 		cl.signal.Store(0)
 		cl.idle = 0
@@ -538,7 +538,7 @@ func (c *Consumer) count(n int) {
 // producer.
 func (c *Consumer) publishHead(cl *clane) {
 	cl.released = cl.head
-	cl.lane.head.Store(le64(cl.head))
+	cl.lane.head.Swap(le64(cl.head)) // fence: then wakeProducer's load of waiting
 }
 
 // wakeProducer wakes the lane's producer if it announced that it sleeps
@@ -655,7 +655,7 @@ func (c *Consumer) announce() {
 	for k := len(c.hot) - 1; k >= 0; k-- {
 		c.cool(&c.lanes[c.hot[k]])
 	}
-	c.r.consParked.Store(le32(1))
+	c.r.consParked.Swap(le32(1)) // fence: then the re-check
 }
 func (c *Consumer) retract() { c.r.consParked.Store(0) }
 
@@ -692,7 +692,7 @@ func (c *Consumer) leave(err error) error {
 func (c *Consumer) finalize() error {
 	r := c.r
 	c.flush()
-	r.consState.Store(le32(stateClosed))
+	r.consState.Swap(le32(stateClosed)) // fence: then the loads of waiting
 	crashAt(cpConsumerClose)
 	var errs []error
 	for i := range r.lanes {

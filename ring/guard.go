@@ -26,14 +26,14 @@ type guard struct {
 // enter marks a call inside the handle, or reports false if the handle is
 // closed; the caller must then call leave and return ErrClosed.
 func (g *guard) enter() bool {
-	g.busy.Store(1)
+	g.busy.Swap(1) // fence: then the load of closed
 	return g.closed.Load() == 0
 }
 
 // leave marks the call done and reports whether the caller must finalize:
 // the handle was closed while it was inside.
 func (g *guard) leave() bool {
-	g.busy.Store(0)
+	g.busy.Swap(0) // fence: then the load of closed
 	return g.closed.Load() != 0 && g.done.CompareAndSwap(0, 1)
 }
 

@@ -383,7 +383,7 @@ func (p *Producer) publish(off, n int) {
 	// plain store, ordered before the commit by the commit's atomic store.
 	binary.LittleEndian.PutUint32(l.data[next:], 0)
 	crashAt(cpSendZeroed)
-	l.words[off/4].Store(le32(uint32(length))) // publishes the record
+	l.words[off/4].Swap(le32(uint32(length))) // publishes the record; see fence below
 	crashAt(cpSendCommitted)
 	p.tail += uint64(size)
 	p.signal()
@@ -476,7 +476,7 @@ func (p *Producer) ended() error { return nil }
 // sleep": the consumer wakes it when a release makes that much room.
 func (p *Producer) announce() {
 	p.flush()
-	p.l.waiting.Store(le32(uint32(p.lowWater())))
+	p.l.waiting.Swap(le32(uint32(p.lowWater()))) // fence: a store the consumer's load must see
 }
 func (p *Producer) retract() { p.l.waiting.Store(0) }
 

@@ -149,6 +149,14 @@ type waiter interface {
 // at once or is woken. Close is a waker too: it stores closed, then bumps
 // seq and wakes. Spurious wake-ups only cost a loop.
 //
+// Every store of such a pair (the commit, the announcements, signal, the
+// head, busy) is a Swap, not a Store. In a normal build both are an XCHG on
+// amd64, a full fence; but the race detector's atomic store is a release
+// store, a plain MOV that a later load may pass, and with it the pairs
+// lose wake-ups (seen: a Block-mode ping-pong stalled a few times in a
+// hundred under -race, never without). A Swap is a read-modify-write, an
+// XCHG in either build.
+//
 // Contract of the futex wait (package futex): FUTEX_WAIT_BITSET on a word
 // of the shared mapping, without FUTEX_PRIVATE_FLAG, with an absolute
 // CLOCK_MONOTONIC deadline: the earlier of the context's deadline and

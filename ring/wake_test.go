@@ -412,6 +412,9 @@ func TestWakePingPong(t *testing.T) {
 						r.Name(), r.consParked.Load(), r.consSeq.Load(), r.consState.Load(), l.head.Load(), l.tail.Load(),
 						l.signal.Load(), l.waiting.Load(), l.words[int(l.head.Load()&r.geo.mask)/4].Load(), r.ready[0].Load())
 				}
+				cl := &c.lanes[0]
+				t.Logf("this process's consumer (on %s): hot list %v, lane 0 hot %v head %d released %d idle %d",
+					rep.Name(), c.hot, cl.hot, cl.head, cl.released, cl.idle)
 				req.Close()
 				rep.Close()
 			})
