@@ -77,6 +77,13 @@ type clane struct {
 	lastPos, lastEnd uint64
 }
 
+// pending reports whether the length word at the lane's read position is
+// non-zero: a record (or padding) has been committed there. The data region
+// is a power of two long, so its length less one is the offset mask.
+func (cl *clane) pending() bool {
+	return cl.words[int(cl.head&uint64(len(cl.data)-1))/4].Load() != 0
+}
+
 // record is a validated data record at a lane's read position.
 type record struct {
 	payload []byte // aliases the lane
@@ -146,7 +153,7 @@ func (r *Ring) Consumer() (*Consumer, error) {
 		// The first lanes stay hot, so that a ring of few lanes is polled
 		// without signals until the consumer parks; the others stay cold
 		// unless they hold a record.
-		if i < hotKeep || c.lanes[i].words[int(c.lanes[i].head&r.geo.mask)/4].Load() != 0 {
+		if i < hotKeep || c.lanes[i].pending() {
 			c.heat(i)
 		}
 	}
@@ -506,7 +513,7 @@ func (c *Consumer) cool(cl *clane) bool {
 		return false // a batch still to release
 	}
 	cl.signal.Swap(le32(1)) // fence: then the re-check
-	if cl.words[int(cl.head&c.r.geo.mask)/4].Load() != 0 {
+	if cl.pending() {
 		cl.signal.Store(0)
 		cl.idle = 0
 		return false
@@ -571,7 +578,7 @@ func (c *Consumer) poll() (bool, error) {
 	c.gather()
 	for _, i := range c.hot {
 		cl := &c.lanes[i]
-		if cl.words[int(cl.head&c.r.geo.mask)/4].Load() != 0 {
+		if cl.pending() {
 			return true, nil
 		}
 	}
@@ -580,7 +587,7 @@ func (c *Consumer) poll() (bool, error) {
 		if cl.state.Load() == le32(stateClosed) {
 			// The producer's last record was committed before its state
 			// changed: look once more, then it is the end.
-			if cl.words[int(cl.head&c.r.geo.mask)/4].Load() != 0 {
+			if cl.pending() {
 				c.heat(0)
 				return true, nil
 			}
@@ -610,7 +617,7 @@ func (c *Consumer) ended() error {
 		if t := le64(cl.tail.Load()); t > cl.head && t-cl.head > uint64(c.r.geo.capacity) {
 			return c.r.corrupt(i, cl.head, "published tail %d is more than the capacity ahead", t)
 		}
-		if cl.words[int(cl.head&c.r.geo.mask)/4].Load() != 0 {
+		if cl.pending() {
 			c.heat(i)
 			busy = true
 		}
@@ -631,7 +638,7 @@ func (c *Consumer) peer() error {
 	if c.mpsc {
 		return nil
 	}
-	if c.lanes[0].words[int(c.lanes[0].head&c.r.geo.mask)/4].Load() != 0 {
+	if c.lanes[0].pending() {
 		c.heat(0) // delivered before the peer's end is reported
 		return nil
 	}
